@@ -1,0 +1,37 @@
+# dpp-batches — developer entry points. Every target builds the venv it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv demo test lint schema clean
+
+help:
+	@echo "make demo   - embedded PostgreSQL, migrate, run the Batches API story"
+	@echo "make test   - the test suite (DATABASE_URL, else testcontainers, else embedded)"
+	@echo "make lint   - sqlfluff (sql/), ruff and mypy --strict (src/)"
+	@echo "make schema - regenerate sql/schema.sql from a freshly migrated database"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/dpp-batches demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/sqlfluff lint sql/
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .dpp-embedded .pytest_cache .mypy_cache .ruff_cache
