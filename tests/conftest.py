@@ -200,7 +200,9 @@ def authenticator_dsn(db_dsn: str, authenticator_dsn_for: Callable[[str], str]) 
             "select rolsuper, rolbypassrls, rolinherit from pg_roles where rolname = current_user"
         ).fetchone()
     # Tests that run as a superuser or a BYPASSRLS role prove nothing about RLS.
-    assert row == (False, False, False), f"{AUTHENTICATOR} must be NOINHERIT, no superuser, no BYPASSRLS"
+    assert row == (False, False, False), (
+        f"{AUTHENTICATOR} must be NOINHERIT, no superuser, no BYPASSRLS"
+    )
     return dsn
 
 

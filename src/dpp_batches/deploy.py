@@ -14,25 +14,29 @@ from psycopg import sql
 API_ROLES = ("anon", "authenticated", "service_role")
 
 
-def ensure_authenticator(dsn: str, name: str = "authenticator", password: str | None = None) -> bool:
+def ensure_authenticator(
+    dsn: str, name: str = "authenticator", password: str | None = None
+) -> bool:
     """Create the NOINHERIT login role ``name`` if missing and grant it the API roles.
 
     An existing role is left as it is (attributes and password untouched); only missing
     memberships are granted. Returns True when the role was created. Needs a role with
     CREATEROLE (and admin rights on the API roles), e.g. the migration owner.
     """
-    with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
-        with conn.transaction():
-            # Serialise concurrent deploys against the same cluster (roles are global).
-            conn.execute("select pg_advisory_xact_lock(hashtext('dpp-batches:authenticator'))")
-            exists = conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone()
-            if not exists:
-                statement = sql.SQL("create role {} noinherit login").format(sql.Identifier(name))
-                if password is not None:
-                    statement += sql.SQL(" password {}").format(sql.Literal(password))
-                conn.execute(statement)
-            missing = [role for role in API_ROLES if not _is_member(conn, name, role)]
-            for role in missing:
+    with (
+        psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn,
+        conn.transaction(),
+    ):
+        # Serialise concurrent deploys against the same cluster (roles are global).
+        conn.execute("select pg_advisory_xact_lock(hashtext('dpp-batches:authenticator'))")
+        exists = conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone()
+        if not exists:
+            statement = sql.SQL("create role {} noinherit login").format(sql.Identifier(name))
+            if password is not None:
+                statement += sql.SQL(" password {}").format(sql.Literal(password))
+            conn.execute(statement)
+        for role in API_ROLES:
+            if not _is_member(conn, name, role):
                 conn.execute(
                     sql.SQL("grant {} to {}").format(sql.Identifier(role), sql.Identifier(name))
                 )

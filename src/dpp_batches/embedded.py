@@ -44,14 +44,17 @@ def start(data_dir: Path, *, cleanup: CleanupMode = "stop") -> EmbeddedServer:
         import pgserver
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise EmbeddedUnavailable(
-            "the embedded PostgreSQL needs the 'pgserver' wheel: pip install 'dpp-batches[embedded]'"
+            "the embedded PostgreSQL needs the 'pgserver' wheel: "
+            "pip install 'dpp-batches[embedded]'"
         ) from exc
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        handle = pgserver.get_server(data_dir, cleanup_mode=cleanup)
+        handle = pgserver.get_server(data_dir, cleanup_mode=cleanup)  # type: ignore[attr-defined]
     except Exception as exc:  # pgserver raises plain exceptions from initdb/pg_ctl
-        raise EmbeddedUnavailable(f"embedded PostgreSQL failed to start in {data_dir}: {exc}") from exc
+        raise EmbeddedUnavailable(
+            f"embedded PostgreSQL failed to start in {data_dir}: {exc}"
+        ) from exc
     return EmbeddedServer(data_dir=data_dir, dsn=handle.get_uri(), _handle=handle)
 
 
