@@ -33,5 +33,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
+schema: $(STAMP)
+	$(BIN)/python -m dpp_batches.schema_dump --output sql/schema.sql
+
 clean:
 	rm -rf $(VENV) .dpp-embedded .pytest_cache .mypy_cache .ruff_cache
