@@ -8,6 +8,10 @@ migrations (which only create the NOLOGIN API roles).
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
+
 import psycopg
 from psycopg import sql
 
@@ -56,3 +60,46 @@ def _is_member(conn: psycopg.Connection[tuple[object, ...]], member: str, role: 
         (role, member),
     ).fetchone()
     return bool(row and row[0])
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_authenticator_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Create PostgREST's NOINHERIT login role (default 'authenticator') if it is missing "
+        "and grant it anon, authenticated and service_role. An existing role keeps its "
+        "attributes and password."
+    )
+    parser.add_argument("--dsn", help="admin connection string (default: env DATABASE_URL)")
+    parser.add_argument("--name", default="authenticator", help="role name (default: %(default)s)")
+    parser.add_argument(
+        "--password-env",
+        default="AUTHENTICATOR_PASSWORD",
+        metavar="VAR",
+        help="environment variable holding the new role's password (default: %(default)s)",
+    )
+
+
+def run_authenticator(args: argparse.Namespace) -> int:
+    """Create PostgREST's authenticator login role and grant it the API roles."""
+    dsn = args.dsn or os.environ.get("DATABASE_URL")
+    if not dsn:
+        print(
+            "dpp-batches authenticator: error: no database: pass --dsn or set DATABASE_URL",
+            file=sys.stderr,
+        )
+        return 2
+    password = os.environ.get(args.password_env) or None
+    try:
+        created = ensure_authenticator(dsn, args.name, password=password)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"dpp-batches authenticator: error: {first}", file=sys.stderr)
+        return 1
+    state = "created" if created else "already exists; memberships checked"
+    print(f"authenticator: role {args.name} {state}")
+    return 0
+
+
+COMMANDS = [("authenticator", add_authenticator_arguments, run_authenticator)]
