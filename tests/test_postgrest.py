@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from psycopg.conninfo import make_conninfo
 
 from dpp_batches.postgrest import PostgrestClient, Response, http_status
 from dpp_batches.postgrest_errors import ApiError, pgrst_raise
@@ -580,3 +581,11 @@ def test_parse_query_splits_args_from_filters() -> None:
     ]
     assert plan.limit == 3
     assert parse_query([("a", "1")], collect_args=False)[0] == []
+
+
+def test_a_schema_cache_load_that_fails_is_503_not_an_exception(auth_dsn: str) -> None:
+    # statement_timeout=1ms cancels the catalog read; PostgREST answers 503 PGRST002 then.
+    slow = make_conninfo(auth_dsn, options="-c statement_timeout=1")
+    with PostgrestClient(slow, schema="pgrst_fixture") as api:
+        resp = api.rpc("add", {"a": 1})
+    assert (resp.status, resp.code) == (503, "PGRST002")

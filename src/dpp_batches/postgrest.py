@@ -298,7 +298,14 @@ class PostgrestClient:
             self._abort(conn)
             if self._conn is None:
                 raise self._connection_lost(exc) from None
-            raise
+            # PostgREST answers 503 while its schema cache cannot be loaded, and retries.
+            raise ApiError(
+                503,
+                "PGRST002",
+                "Could not query the database for the schema cache. Retrying.",
+                _first_line(exc),
+                None,
+            ) from None
         self._routines, self._misses = routines, set()
         return routines
 
