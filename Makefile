@@ -4,13 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test lint schema clean
+.PHONY: help venv demo test lint schema soak clean
 
 help:
 	@echo "make demo   - embedded PostgreSQL, migrate, run the Batches API story"
 	@echo "make test   - the test suite (DATABASE_URL, else testcontainers, else embedded)"
 	@echo "make lint   - sqlfluff (sql/), ruff and mypy --strict (src/)"
 	@echo "make schema - regenerate sql/schema.sql from a freshly migrated database"
+	@echo "make soak   - concurrent load with invariant checks (SOAK_CLIENTS, SOAK_SECONDS)"
 
 venv: $(STAMP)
 
@@ -35,6 +36,11 @@ lint: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python -m dpp_batches.schema_dump --output sql/schema.sql
+
+SOAK_CLIENTS ?= 16
+SOAK_SECONDS ?= 120
+soak: $(STAMP)
+	$(BIN)/python -m dpp_batches.soak --clients $(SOAK_CLIENTS) --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) .dpp-embedded .pytest_cache .mypy_cache .ruff_cache
