@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test lint schema soak clean
+.PHONY: help venv demo test lint schema soak fuzz clean
 
 help:
 	@echo "make demo   - embedded PostgreSQL, migrate, run the Batches API story"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint   - sqlfluff (sql/), ruff and mypy --strict (src/)"
 	@echo "make schema - regenerate sql/schema.sql from a freshly migrated database"
 	@echo "make soak   - concurrent load with invariant checks (SOAK_CLIENTS, SOAK_SECONDS)"
+	@echo "make fuzz   - property-based fuzzing of every RPC, >= 10,000 examples"
 
 venv: $(STAMP)
 
@@ -41,6 +42,9 @@ SOAK_CLIENTS ?= 16
 SOAK_SECONDS ?= 120
 soak: $(STAMP)
 	$(BIN)/python -m dpp_batches.soak --clients $(SOAK_CLIENTS) --seconds $(SOAK_SECONDS)
+
+fuzz: $(STAMP)
+	DPP_FUZZ_PROFILE=fuzz $(BIN)/pytest tests/test_fuzz.py -q -s
 
 clean:
 	rm -rf $(VENV) .dpp-embedded .pytest_cache .mypy_cache .ruff_cache

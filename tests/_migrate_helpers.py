@@ -77,18 +77,22 @@ def history(dsn: str) -> list[tuple[Any, ...]]:
     """(kind, version, name, status) of every history row, in apply order; [] if no table."""
     if not exists(dsn, "dpp_meta.migration_history"):
         return []
-    return rows(dsn, "select kind, version, name, status from dpp_meta.migration_history "
-                     "order by id")
+    return rows(
+        dsn, "select kind, version, name, status from dpp_meta.migration_history order by id"
+    )
 
 
 def advisory_locks(dsn: str, key: LockKey = LOCK) -> int:
     """Advisory locks on the runner's key in ``dsn``'s database, granted or waiting."""
-    return int(scalar(
-        dsn,
-        "select count(*) from pg_locks where locktype = 'advisory' and objsubid = 2"
-        " and database = (select oid from pg_database where datname = current_database())"
-        " and classid::bigint = %s and objid::bigint = %s",
-        (key.ns & 0xFFFFFFFF, key.key & 0xFFFFFFFF)))
+    return int(
+        scalar(
+            dsn,
+            "select count(*) from pg_locks where locktype = 'advisory' and objsubid = 2"
+            " and database = (select oid from pg_database where datname = current_database())"
+            " and classid::bigint = %s and objid::bigint = %s",
+            (key.ns & 0xFFFFFFFF, key.key & 0xFFFFFFFF),
+        )
+    )
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -109,5 +113,11 @@ def cli_env() -> dict[str, str]:
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``python -m dpp_batches.cli ARGS`` in a child process."""
-    return subprocess.run([sys.executable, "-m", "dpp_batches.cli", *args], env=cli_env(),
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "dpp_batches.cli", *args],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

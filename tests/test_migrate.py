@@ -57,21 +57,41 @@ def test_applies_files_in_order_with_one_applied_row_each(dsn: str, tree: Tree) 
     tree.repeatable("api.sql", "create or replace view first_ids as select id from first;")
     result, lines = run(dsn, tree)
     assert [a.script for a in result.applied] == [
-        f"migrations/{v(1)}_first.sql", f"migrations/{v(2)}_second.sql", "repeatable/api.sql"]
-    assert history(dsn) == [("versioned", v(1), "first", "applied"),
-                            ("versioned", v(2), "second", "applied"),
-                            ("repeatable", None, "api.sql", "applied")]
-    stored = rows(dsn, "select checksum, transactional, client, package_version, duration_ms,"
-                       " finished_at >= started_at from dpp_meta.migration_history")
-    assert all(r[0].startswith("sha256/v1:") and r[1] and r[2] == "dpp-batches-migrate"
-               and r[3] and r[4] is not None and r[5] for r in stored)
-    assert any(line.startswith(f"applied migrations/{v(1)}_first.sql in ") and
-               line.endswith(" ms") for line in lines)
+        f"migrations/{v(1)}_first.sql",
+        f"migrations/{v(2)}_second.sql",
+        "repeatable/api.sql",
+    ]
+    assert history(dsn) == [
+        ("versioned", v(1), "first", "applied"),
+        ("versioned", v(2), "second", "applied"),
+        ("repeatable", None, "api.sql", "applied"),
+    ]
+    stored = rows(
+        dsn,
+        "select checksum, transactional, client, package_version, duration_ms,"
+        " finished_at >= started_at from dpp_meta.migration_history",
+    )
+    assert all(
+        r[0].startswith("sha256/v1:")
+        and r[1]
+        and r[2] == "dpp-batches-migrate"
+        and r[3]
+        and r[4] is not None
+        and r[5]
+        for r in stored
+    )
+    assert any(
+        line.startswith(f"applied migrations/{v(1)}_first.sql in ") and line.endswith(" ms")
+        for line in lines
+    )
     assert result.database_version == v(2)
     with pytest.raises(psycopg.errors.UniqueViolation):  # the backstop behind the lock
-        execute(dsn, "insert into dpp_meta.migration_history (kind, version, name, script,"
-                     f" status, transactional, package_version) values ('versioned', '{v(1)}',"
-                     " 'again', 'again.sql', 'applied', true, 'test')")
+        execute(
+            dsn,
+            "insert into dpp_meta.migration_history (kind, version, name, script,"
+            f" status, transactional, package_version) values ('versioned', '{v(1)}',"
+            " 'again', 'again.sql', 'applied', true, 'test')",
+        )
 
 
 def test_history_is_private(dsn: str, tree: Tree) -> None:
@@ -79,15 +99,22 @@ def test_history_is_private(dsn: str, tree: Tree) -> None:
     tree.versioned(1, "grant", "create schema dpp_extra; grant usage on schema dpp_meta to public;")
     run(dsn, tree)
     assert not scalar(dsn, "select has_schema_privilege('public', 'dpp_meta', 'usage')")
-    assert scalar(dsn, "select count(*) from pg_namespace n, aclexplode(n.nspacl) a"
-                       " where n.nspname = 'dpp_meta' and a.grantee = 0") == 0
+    assert (
+        scalar(
+            dsn,
+            "select count(*) from pg_namespace n, aclexplode(n.nspacl) a"
+            " where n.nspname = 'dpp_meta' and a.grantee = 0",
+        )
+        == 0
+    )
 
 
 def test_idempotent_rerun_executes_no_ddl(dsn: str, tree: Tree) -> None:
     """§4.18: the second run changes nothing, counted by an event trigger."""
     tree.versioned(1, "t", "create table t (a int);")
-    tree.repeatable("f.sql", "create or replace function f() returns int language sql"
-                             " as 'select 1';")
+    tree.repeatable(
+        "f.sql", "create or replace function f() returns int language sql as 'select 1';"
+    )
     run(dsn, tree)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("""
@@ -153,12 +180,18 @@ def test_out_of_order_version_is_refused_not_skipped(dsn: str, tree: Tree) -> No
     run(dsn, tree)
     tree.versioned(2, "b", "create table b (x int);")
     tree.versioned(4, "d", "create table d (x int);")
-    with pytest.raises(OutOfOrderError, match=f"pending version {v(2)} is older than the newest"
-                                              f" applied version {v(3)}"):
+    with pytest.raises(
+        OutOfOrderError,
+        match=f"pending version {v(2)} is older than the newest applied version {v(3)}",
+    ):
         run(dsn, tree)
     assert not exists(dsn, "b") and not exists(dsn, "d")
     assert [e.state for e in status(dsn, sql_dir=tree.root).entries] == [
-        "applied", "out-of-order", "applied", "pending"]
+        "applied",
+        "out-of-order",
+        "applied",
+        "pending",
+    ]
 
 
 def test_failure_mid_run_keeps_earlier_files_and_stops(dsn: str, tree: Tree) -> None:
@@ -182,10 +215,13 @@ def test_failure_mid_run_keeps_earlier_files_and_stops(dsn: str, tree: Tree) -> 
     assert exists(dsn, "t5") and exists(dsn, "t6")
 
 
-@pytest.mark.parametrize("bad", [
-    "create table t (a int);\ncreate index concurrently t_a on t (a);\n",
-    "-- migrate:no-transaction\ncreate table t (a int);\ncreate index concurrently ta on t (a);",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "create table t (a int);\ncreate index concurrently t_a on t (a);\n",
+        "-- migrate:no-transaction\ncreate table t (a int);\ncreate index concurrently ta on t (a);",
+    ],
+)
 def test_static_guard_refuses_before_any_sql_runs(dsn: str, tree: Tree, bad: str) -> None:
     """§4.12: CIC in a transactional file, two statements in a no-transaction file."""
     tree.versioned(1, "first", "create table first (a int);")
@@ -198,25 +234,37 @@ def test_static_guard_refuses_before_any_sql_runs(dsn: str, tree: Tree, bad: str
 
 def test_no_transaction_file_builds_an_index_concurrently(dsn: str, tree: Tree) -> None:
     tree.versioned(1, "big", "create table big as select g as a from generate_series(1, 1000) g;")
-    tree.versioned(2, "big_a", "-- migrate:no-transaction\n"
-                               "create index concurrently big_a on big (a);\n")
+    tree.versioned(
+        2, "big_a", "-- migrate:no-transaction\ncreate index concurrently big_a on big (a);\n"
+    )
     # pg_advisory_unlock releases only session-level locks: true means 0002's was kept.
-    tree.versioned(3, "check", f"do $$ begin if pg_advisory_unlock({LOCK.ns}, {LOCK.key}) then"
-                               " raise 'session lock still held'; end if; end $$;")
+    tree.versioned(
+        3,
+        "check",
+        f"do $$ begin if pg_advisory_unlock({LOCK.ns}, {LOCK.key}) then"
+        " raise 'session lock still held'; end if; end $$;",
+    )
     result, _ = run(dsn, tree)
     assert [a.transactional for a in result.applied] == [True, False, True]
     assert scalar(dsn, "select indisvalid from pg_index where indexrelid = 'big_a'::regclass")
-    assert rows(dsn, "select status, transactional, error from dpp_meta.migration_history"
-                     " where version = %s", (v(2),)) == [("applied", False, None)]
+    assert rows(
+        dsn,
+        "select status, transactional, error from dpp_meta.migration_history where version = %s",
+        (v(2),),
+    ) == [("applied", False, None)]
 
 
 def test_failed_no_transaction_file_blocks_until_repaired(dsn: str, tree: Tree) -> None:
     """§3.1 item 7 / §4.13: failed row, INVALID index shown, refusal, `repair`, rerun."""
     tree.versioned(1, "t", "create table t (a int); insert into t values (1), (1);")
-    cic = tree.versioned(2, "idx", "-- migrate:no-transaction\n"
-                                   "create unique index concurrently t_u on t (a);\n")
-    with pytest.raises(ApplyError, match=r'could not create unique index "t_u".*recorded as '
-                                         r"failed"):
+    cic = tree.versioned(
+        2, "idx", "-- migrate:no-transaction\ncreate unique index concurrently t_u on t (a);\n"
+    )
+    with pytest.raises(
+        ApplyError,
+        match=r'could not create unique index "t_u".*recorded as '
+        r"failed",
+    ):
         run(dsn, tree)
     assert history(dsn)[-1] == ("versioned", v(2), "idx", "failed")
     assert advisory_locks(dsn) == 0
@@ -257,8 +305,13 @@ def test_lock_timeout_rolls_the_file_back_and_retries(dsn: str, tree: Tree) -> N
         finally:
             release.join()
     assert [a.version for a in result.applied] == [v(2)]
-    assert scalar(dsn, "select count(*) from pg_attribute where attrelid = 't'::regclass"
-                       " and attname = 'b'") == 1
+    assert (
+        scalar(
+            dsn,
+            "select count(*) from pg_attribute where attrelid = 't'::regclass and attname = 'b'",
+        )
+        == 1
+    )
 
 
 def test_session_settings_do_not_leak_into_the_next_file(dsn: str, tree: Tree) -> None:
@@ -273,12 +326,16 @@ def test_repeatable_applies_once_per_change_and_failure_keeps_old_definition(
     dsn: str, tree: Tree
 ) -> None:
     """§4.17."""
+
     def answer() -> int:
         return int(scalar(dsn, "select public.answer()"))
 
     def define(body: str) -> None:
-        tree.repeatable("api.sql", "create or replace function public.answer() returns int"
-                                   f" language sql as $$ {body} $$;\n")
+        tree.repeatable(
+            "api.sql",
+            "create or replace function public.answer() returns int"
+            f" language sql as $$ {body} $$;\n",
+        )
 
     define("select 1")
     run(dsn, tree)
@@ -288,8 +345,11 @@ def test_repeatable_applies_once_per_change_and_failure_keeps_old_definition(
     assert [a.script for a in first.applied] == ["repeatable/api.sql"]
     assert second.applied == [] and answer() == 2
     assert status(dsn, sql_dir=tree.root).exit_code == 0
-    tree.repeatable("api.sql", "create or replace function public.answer() returns int"
-                               " language sql as $$ select 3 $$;\nselect 1/0;\n")
+    tree.repeatable(
+        "api.sql",
+        "create or replace function public.answer() returns int"
+        " language sql as $$ select 3 $$;\nselect 1/0;\n",
+    )
     with pytest.raises(ApplyError, match=r"repeatable/api\.sql: division by zero"):
         run(dsn, tree)
     assert answer() == 2
@@ -341,7 +401,9 @@ def test_status_exit_codes_and_plan_writes_nothing(dsn: str, tree: Tree) -> None
     assert report.exit_code == 1 and not report.history_exists
     items = plan(dsn, sql_dir=tree.root)
     assert [(i.script, i.reason) for i in items] == [
-        (f"migrations/{v(1)}_a.sql", "pending"), ("repeatable/v.sql", "new")]
+        (f"migrations/{v(1)}_a.sql", "pending"),
+        ("repeatable/v.sql", "new"),
+    ]
     assert items[0].sql == "create table a (x int);"
     assert not exists(dsn, "a") and not exists(dsn, "dpp_meta.migration_history")
     run(dsn, tree)
@@ -371,6 +433,7 @@ def test_ambiguous_commit_that_went_through_is_not_applied_twice(
     dsn: str, tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """§4.2: the COMMIT reached the server, the reply was lost."""
+
     def commit_then_lose_connection(self: Runner) -> None:
         self.conn.pgconn.exec_(b"commit")
         self.conn.pgconn.finish()

@@ -35,12 +35,18 @@ def test_without_a_database_says_so_in_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    for command in (["migrate"], ["status"], ["plan"], ["baseline", "--version", v(1)],
-                    ["repair", v(1), "--retry"]):
+    for command in (
+        ["migrate"],
+        ["status"],
+        ["plan"],
+        ["baseline", "--version", v(1)],
+        ["repair", v(1), "--retry"],
+    ):
         code, out, err = call(capsys, *command)
         assert (code, out) == (2, "")
-        assert err == (f"dpp-batches {command[0]}: error: no database: pass --dsn or set "
-                       "DATABASE_URL\n")
+        assert err == (
+            f"dpp-batches {command[0]}: error: no database: pass --dsn or set DATABASE_URL\n"
+        )
 
 
 def test_migrate_prints_each_file_with_its_duration_and_a_summary(
@@ -90,8 +96,9 @@ def test_errors_are_one_line_with_exit_2_for_validation_and_1_for_failures(
     assert err.startswith(f"dpp-batches migrate: error: migrations/{v(1)}_a.sql: edited after")
     code, _, err = call(capsys, "migrate", "--dsn", dsn, "--sql-dir", root, "--lock-timeout", "x")
     assert code == 2 and "is not a PostgreSQL duration" in err
-    code, _, err = call(capsys, "status", "--dsn", "postgresql://nobody@127.0.0.1:1/none",
-                        "--sql-dir", root)
+    code, _, err = call(
+        capsys, "status", "--dsn", "postgresql://nobody@127.0.0.1:1/none", "--sql-dir", root
+    )
     assert code == 2 and err.startswith("dpp-batches status: error: cannot connect")
     assert err.count("\n") == 1
 
@@ -101,8 +108,10 @@ def test_plan_shows_pending_sql_and_writes_nothing(
 ) -> None:
     code, out, _ = call(capsys, "plan", "--dsn", dsn, "--sql-dir", str(tree.root))
     assert code == 0
-    assert out.splitlines()[:2] == [f"-- migrations/{v(1)}_a.sql (pending)",
-                                    "create table a (x int);"]
+    assert out.splitlines()[:2] == [
+        f"-- migrations/{v(1)}_a.sql (pending)",
+        "create table a (x int);",
+    ]
     assert "-- repeatable/v.sql (new)" in out and out.endswith("plan: 2 file(s) to apply\n")
     assert history(dsn) == [] and not exists(dsn, "a")
 

@@ -46,22 +46,38 @@ def tree(tmp_path: Path) -> Tree:
 
 
 def runner_backends(dsn: str, query_like: str = "%") -> int:
-    return int(scalar(
-        dsn,
-        "select count(*) from pg_stat_activity where datname = current_database()"
-        " and application_name = 'dpp-batches-migrate' and query like %s", (query_like,)))
+    return int(
+        scalar(
+            dsn,
+            "select count(*) from pg_stat_activity where datname = current_database()"
+            " and application_name = 'dpp-batches-migrate' and query like %s",
+            (query_like,),
+        )
+    )
 
 
 def test_kill_9_mid_migration_leaves_nothing_behind(dsn: str, tree: Tree) -> None:
     """§4.1: no table, no history row, no advisory lock; a rerun applies cleanly."""
     slow = tree.versioned(1, "slow", "create table t (a int);\nselect pg_sleep(30);\n")
     child = subprocess.Popen(
-        [sys.executable, "-m", "dpp_batches.cli", "migrate", "--dsn", dsn,
-         "--sql-dir", str(tree.root)],
-        env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "dpp_batches.cli",
+            "migrate",
+            "--dsn",
+            dsn,
+            "--sql-dir",
+            str(tree.root),
+        ],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_until(lambda: runner_backends(dsn, "%pg_sleep(30)%") == 1, 20,
-                   "the runner to reach pg_sleep")
+        wait_until(
+            lambda: runner_backends(dsn, "%pg_sleep(30)%") == 1, 20, "the runner to reach pg_sleep"
+        )
         assert advisory_locks(dsn) == 1
     finally:
         child.kill()  # SIGKILL: no cleanup in the runner
@@ -92,17 +108,36 @@ def test_eight_runners_at_once_apply_every_file_exactly_once(
     """§4.3: started together on an empty database; every file once, every runner exits 0."""
     tree.versioned(1, "schema", "create schema dpp;")
     tree.versioned(2, "t", "create table dpp.t (a int primary key);")
-    tree.versioned(3, "u", "create table dpp.u (a int references dpp.t);"
-                           " insert into dpp.t values (1);")
+    tree.versioned(
+        3, "u", "create table dpp.u (a int references dpp.t); insert into dpp.t values (1);"
+    )
     tree.repeatable("f.sql", "create function dpp.f() returns int language sql as 'select 1';")
     tree.repeatable("g.sql", "create view dpp.g as select a from dpp.t;")
     go = tmp_path / "go"
     children = []
     for i in range(8):
-        children.append(subprocess.Popen(
-            [sys.executable, "-c", BARRIER, str(tmp_path / f"ready{i}"), str(go),
-             "migrate", "--dsn", dsn, "--sql-dir", str(tree.root), "--lock-wait", "30"],
-            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    BARRIER,
+                    str(tmp_path / f"ready{i}"),
+                    str(go),
+                    "migrate",
+                    "--dsn",
+                    dsn,
+                    "--sql-dir",
+                    str(tree.root),
+                    "--lock-wait",
+                    "30",
+                ],
+                env=cli_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         wait_until(lambda: len(list(tmp_path.glob("ready*"))) == 8, 30, "8 runners ready")
         go.touch()
@@ -114,11 +149,16 @@ def test_eight_runners_at_once_apply_every_file_exactly_once(
     assert all(err == "" for _, err in outputs), outputs
     scripts = [f"migrations/{v(n)}_{s}.sql" for n, s in ((1, "schema"), (2, "t"), (3, "u"))]
     scripts += ["repeatable/f.sql", "repeatable/g.sql"]
-    applied = [line.split()[1] for out, _ in outputs for line in out.splitlines()
-               if line.startswith("applied ")]
+    applied = [
+        line.split()[1]
+        for out, _ in outputs
+        for line in out.splitlines()
+        if line.startswith("applied ")
+    ]
     assert sorted(applied) == sorted(scripts)
     assert sorted((row[1] or row[2]) for row in history(dsn)) == sorted(
-        [v(1), v(2), v(3), "f.sql", "g.sql"])
+        [v(1), v(2), v(3), "f.sql", "g.sql"]
+    )
     assert scalar(dsn, "select count(*) from dpp.t") == 1
 
 

@@ -42,8 +42,11 @@ create rule r as on insert to t do also (select 1; select 2);
 """
     stmts = split_statements(sql)
     assert [s.skeleton.split()[:2] for s in stmts] == [
-        ["create", "table"], ["create", "function"], ["select", "e'',"],
-        ["create", "function"], ["create", "rule"],
+        ["create", "table"],
+        ["create", "function"],
+        ["select", "e'',"],
+        ["create", "function"],
+        ["create", "rule"],
     ]
     assert [s.line for s in stmts] == [3, 4, 8, 9, 14]
     assert stmts[0].text.startswith("create table t (a text default 'x;y'")
@@ -105,10 +108,17 @@ def test_guard_refuses_transaction_and_session_control_everywhere(
 
 def test_guard_lets_ordinary_and_declared_files_through(tmp_path: Path) -> None:
     tree = Tree(tmp_path)
-    tree.versioned(1, "a", "create table t (a int);\ncreate index t_a on t (a);\n"
-                           "do $$ begin perform 1; end $$;")
-    tree.versioned(2, "b", "-- why: big table\n-- migrate:no-transaction\n"
-                           "create index concurrently t_a2 on t (a);\n-- trailing comment\n")
+    tree.versioned(
+        1,
+        "a",
+        "create table t (a int);\ncreate index t_a on t (a);\ndo $$ begin perform 1; end $$;",
+    )
+    tree.versioned(
+        2,
+        "b",
+        "-- why: big table\n-- migrate:no-transaction\n"
+        "create index concurrently t_a2 on t (a);\n-- trailing comment\n",
+    )
     tree.versioned(3, "c", "alter type e add value 'x';")
     files = discover(tmp_path).versioned
     assert [f.transactional for f in files] == [True, False, True]
@@ -117,9 +127,13 @@ def test_guard_lets_ordinary_and_declared_files_through(tmp_path: Path) -> None:
 
 
 def test_no_transaction_file_must_hold_exactly_one_statement(tmp_path: Path) -> None:
-    Tree(tmp_path).versioned(1, "two", "-- migrate:no-transaction\n"
-                                       "create index concurrently a on t (a);\n"
-                                       "create index concurrently b on t (b);\n")
+    Tree(tmp_path).versioned(
+        1,
+        "two",
+        "-- migrate:no-transaction\n"
+        "create index concurrently a on t (a);\n"
+        "create index concurrently b on t (b);\n",
+    )
     (file,) = discover(tmp_path).versioned
     problem = guard(file, 150000)
     assert isinstance(problem, ForbiddenStatementError)
