@@ -219,7 +219,8 @@ def test_failure_mid_run_keeps_earlier_files_and_stops(dsn: str, tree: Tree) -> 
     "bad",
     [
         "create table t (a int);\ncreate index concurrently t_a on t (a);\n",
-        "-- migrate:no-transaction\ncreate table t (a int);\ncreate index concurrently ta on t (a);",
+        "-- migrate:no-transaction\ncreate table t (a int);\n"
+        "create index concurrently ta on t (a);",
     ],
 )
 def test_static_guard_refuses_before_any_sql_runs(dsn: str, tree: Tree, bad: str) -> None:

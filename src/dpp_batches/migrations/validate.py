@@ -119,8 +119,9 @@ def _versioned(tree: Tree, state: State, out: Analysis) -> None:
                 out.problems.append(
                     DatabaseNewerError(
                         f"the database has version {version} ({row.script}, applied by dpp-batches "
-                        f"{row.package_version}) but this package's newest is {newest_file or 'none'};"
-                        " refusing to run an older package against a newer database"
+                        f"{row.package_version}) but this package's newest is "
+                        f"{newest_file or 'none'}; refusing to run an older package against a newer "
+                        "database"
                     )
                 )
             else:
@@ -161,8 +162,9 @@ def _versioned(tree: Tree, state: State, out: Analysis) -> None:
                 )
                 out.problems.append(
                     DriftError(
-                        f"{file.script}: edited after it was applied (checksum {_short(row.checksum)}"
-                        f" in the database, {_short(file.checksum)} on disk); restore the applied "
+                        f"{file.script}: edited after it was applied "
+                        f"(checksum {_short(row.checksum)} in the database, {_short(file.checksum)} "
+                        "on disk); restore the applied "
                         "text and put the change in a new migration"
                     )
                 )
@@ -191,8 +193,8 @@ def _versioned(tree: Tree, state: State, out: Analysis) -> None:
                 )
                 out.problems.append(
                     OutOfOrderError(
-                        f"{file.script}: pending version {version} is older than the newest applied "
-                        f"version {newest_applied}; out-of-order migrations are refused, give it a "
+                        f"{file.script}: pending version {version} is older than the newest "
+                        f"applied version {newest_applied}; out-of-order migrations are refused, give it a "
                         f"version newer than {newest_applied}"
                     )
                 )
