@@ -37,6 +37,30 @@ COMMENT ON SCHEMA dpp IS 'dpp-batches private schema: tenant tables and helpers.
 CREATE SCHEMA dpp_meta;
 
 
+--
+-- Name: batch_cursor(timestamp with time zone, uuid); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.batch_cursor(_created_at timestamp with time zone, _id uuid) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO ''
+    AS $$
+    select pg_catalog.translate(
+        pg_catalog.encode(
+            pg_catalog.convert_to(dpp.rfc3339(_created_at) || '|' || _id::text, 'UTF8'), 'base64'
+        ),
+        E'+/=\n', '-_'
+    )
+$$;
+
+
+--
+-- Name: FUNCTION batch_cursor(_created_at timestamp with time zone, _id uuid); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.batch_cursor(_created_at timestamp with time zone, _id uuid) IS 'Opaque keyset cursor of a batch row: base64url (no padding) of "created_at|id".';
+
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -59,12 +83,16 @@ CREATE TABLE dpp.batches (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     created_by uuid,
     updated_by uuid,
+    status_before_archive text,
+    status_reason text,
     CONSTRAINT batches_attributes_check CHECK (((jsonb_typeof(attributes) = 'object'::text) AND (octet_length((attributes)::text) <= 65536))),
     CONSTRAINT batches_batch_number_check CHECK (((batch_number ~ '^[A-Za-z0-9!"%&''()*+,./:;<=>?_-]{1,20}$'::text) AND (batch_number <> ALL (ARRAY['.'::text, '..'::text])))),
     CONSTRAINT batches_facility_ref_check CHECK ((((char_length(facility_ref) >= 1) AND (char_length(facility_ref) <= 128)) AND (facility_ref !~ '[\u0001-\u001f\u007f-\u009f]'::text) AND (facility_ref !~ '^[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]'::text) AND (facility_ref !~ '[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$'::text))),
     CONSTRAINT batches_production_date_check CHECK (((production_date >= '0001-01-01'::date) AND (production_date <= '9999-12-31'::date))),
     CONSTRAINT batches_quantity_check CHECK ((quantity > 0)),
-    CONSTRAINT batches_status_check CHECK ((status = 'active'::text))
+    CONSTRAINT batches_status_before_archive_check CHECK ((((status = 'archived'::text) = (status_before_archive IS NOT NULL)) AND (status_before_archive = ANY (ARRAY['active'::text, 'on_hold'::text, 'closed'::text, 'recalled'::text, 'destroyed'::text])))),
+    CONSTRAINT batches_status_check CHECK ((status = ANY (ARRAY['active'::text, 'on_hold'::text, 'closed'::text, 'recalled'::text, 'destroyed'::text, 'archived'::text]))),
+    CONSTRAINT batches_status_reason_check CHECK ((((char_length(status_reason) >= 1) AND (char_length(status_reason) <= 500)) AND (status_reason !~ '[\u0001-\u001f\u007f-\u009f]'::text) AND (status_reason !~ '^[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]'::text) AND (status_reason !~ '[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$'::text)))
 );
 
 
@@ -76,11 +104,26 @@ COMMENT ON TABLE dpp.batches IS 'A production batch (GS1 lot) of a product; the 
 
 
 --
+-- Name: COLUMN batches.status_before_archive; Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON COLUMN dpp.batches.status_before_archive IS 'The status an archived batch had before it was archived (a restore returns to it); else NULL.';
+
+
+--
+-- Name: COLUMN batches.status_reason; Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON COLUMN dpp.batches.status_reason IS 'Why the batch has its status: the reason given with the latest status change (archive and
+restore without a reason keep the previous one), or NULL.';
+
+
+--
 -- Name: batch_json(dpp.batches); Type: FUNCTION; Schema: dpp; Owner: -
 --
 
 CREATE FUNCTION dpp.batch_json(_batch dpp.batches) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
     select pg_catalog.jsonb_build_object(
@@ -89,12 +132,23 @@ CREATE FUNCTION dpp.batch_json(_batch dpp.batches) RETURNS jsonb
         'product_id', (_batch).product_id,
         'batch_number', (_batch).batch_number,
         'status', (_batch).status,
+        'status_reason', (_batch).status_reason,
+        'status_before_archive', (_batch).status_before_archive,
         'production_date', (_batch).production_date,
         'quantity', (_batch).quantity,
         'facility_ref', (_batch).facility_ref,
         'attributes', (_batch).attributes,
         'created_at', dpp.rfc3339((_batch).created_at),
-        'updated_at', dpp.rfc3339((_batch).updated_at)
+        'updated_at', dpp.rfc3339((_batch).updated_at),
+        'created_by', (_batch).created_by,
+        'updated_by', (_batch).updated_by,
+        'digital_link', dpp.digital_link(
+            (
+                select p.gtin from dpp.products as p
+                where p.brand_id = (_batch).brand_id and p.id = (_batch).product_id
+            ),
+            (_batch).batch_number
+        )
     )
 $$;
 
@@ -103,7 +157,55 @@ $$;
 -- Name: FUNCTION batch_json(_batch dpp.batches); Type: COMMENT; Schema: dpp; Owner: -
 --
 
-COMMENT ON FUNCTION dpp.batch_json(_batch dpp.batches) IS 'A batch as returned by create_product_batch / update_product_batch.';
+COMMENT ON FUNCTION dpp.batch_json(_batch dpp.batches) IS 'A batch as the batch RPCs return it: every field plus digital_link.';
+
+
+--
+-- Name: batch_next_statuses(text, text); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.batch_next_statuses(_status text, _status_before_archive text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+    select
+        case _status
+            when 'active' then array['on_hold', 'closed', 'recalled', 'archived']
+            when 'on_hold' then array['active', 'recalled', 'destroyed']
+            when 'closed' then array['active', 'recalled', 'archived']
+            when 'recalled' then array['destroyed', 'archived']
+            when 'destroyed' then array['archived']
+            when 'archived' then array[_status_before_archive]
+            else array[]::text []
+        end
+$$;
+
+
+--
+-- Name: FUNCTION batch_next_statuses(_status text, _status_before_archive text); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.batch_next_statuses(_status text, _status_before_archive text) IS 'The statuses a batch in _status may move to; an archived batch only back to
+_status_before_archive (restore).';
+
+
+--
+-- Name: batch_status_needs_reason(text, text); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.batch_status_needs_reason(_from text, _to text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+    select _to in ('on_hold', 'recalled', 'destroyed') or (_from = 'closed' and _to = 'active')
+$$;
+
+
+--
+-- Name: FUNCTION batch_status_needs_reason(_from text, _to text); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.batch_status_needs_reason(_from text, _to text) IS 'True when moving from _from to _to needs a reason: to on_hold, recalled, destroyed; reopen.';
 
 
 --
@@ -129,6 +231,25 @@ $$;
 --
 
 COMMENT ON FUNCTION dpp.brand_role_rank(_role text) IS 'Rank of a brand role: viewer 1 < editor 2 < admin 3 < owner 4; NULL for anything else.';
+
+
+--
+-- Name: change_reason(); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.change_reason() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+    select nullif(pg_catalog.current_setting('dpp.reason', true), '')
+$$;
+
+
+--
+-- Name: FUNCTION change_reason(); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.change_reason() IS 'The reason given for the current change (setting dpp.reason), or NULL.';
 
 
 --
@@ -378,6 +499,26 @@ NULL unless role is authenticated, sub is a UUID and exp is absent or in the fut
 
 
 --
+-- Name: digital_link(text, text); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.digital_link(_gtin text, _batch_number text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO ''
+    AS $$
+    select '/01/' || _gtin || '/10/' || dpp.percent_encode(_batch_number)
+$$;
+
+
+--
+-- Name: FUNCTION digital_link(_gtin text, _batch_number text); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.digital_link(_gtin text, _batch_number text) IS 'GS1 Digital Link path of a batch: /01/{gtin}/10/{batch_number percent-encoded per RFC 3986}.
+NULL when either argument is NULL (a product without GTIN has no link).';
+
+
+--
 -- Name: is_service(); Type: FUNCTION; Schema: dpp; Owner: -
 --
 
@@ -457,6 +598,51 @@ $$;
 --
 
 COMMENT ON FUNCTION dpp.jwt_role() IS 'The claims'' role when the claims parse and exp is absent or in the future; else NULL.';
+
+
+--
+-- Name: lock_batch(uuid, uuid, timestamp with time zone); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.lock_batch(_brand_id uuid, _batch_id uuid, _expected_updated_at timestamp with time zone) RETURNS dpp.batches
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+    v_batch dpp.batches;
+begin
+    select b.* into v_batch
+    from dpp.batches as b
+    where b.brand_id = _brand_id and b.id = _batch_id
+    for no key update;
+    if v_batch.id is null then
+        perform dpp.raise_invalid(
+            'batch not found in this brand',
+            '_batch_id: no batch with this id belongs to the brand',
+            'Check _brand_id and _batch_id.'
+        );
+    end if;
+    if _expected_updated_at is not null and v_batch.updated_at <> _expected_updated_at then
+        raise exception using
+            errcode = 'PT409',
+            message = 'Conflict: the batch was changed after the updated_at you sent',
+            -- coalesce: rfc3339 of +/-infinity is NULL, and a NULL detail cannot be raised
+            detail = '_expected_updated_at: is '
+            || coalesce(dpp.rfc3339(_expected_updated_at), _expected_updated_at::text)
+            || ', the batch''s updated_at is now ' || dpp.rfc3339(v_batch.updated_at),
+            hint = 'Read the batch again (get_product_batch), then retry with its updated_at.';
+    end if;
+    return v_batch;
+end;
+$$;
+
+
+--
+-- Name: FUNCTION lock_batch(_brand_id uuid, _batch_id uuid, _expected_updated_at timestamp with time zone); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.lock_batch(_brand_id uuid, _batch_id uuid, _expected_updated_at timestamp with time zone) IS 'Lock a batch of the brand for update and return it: 22023 when it is not in the brand,
+PT409 (HTTP 409, "Conflict") when _expected_updated_at is given and differs.';
 
 
 --
@@ -573,6 +759,98 @@ NULL stays NULL.';
 
 
 --
+-- Name: parse_batch_cursor(text, text); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.parse_batch_cursor(_cursor text, _field text, OUT created_at timestamp with time zone, OUT id uuid) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $_$
+declare
+    v_text text;
+begin
+    if _cursor ~ '^[A-Za-z0-9_-]{1,200}$' then
+        begin
+            v_text := pg_catalog.convert_from(
+                pg_catalog.decode(
+                    pg_catalog.rpad(
+                        pg_catalog.translate(_cursor, '-_', '+/'),
+                        (pg_catalog.length(_cursor) + 3) / 4 * 4,
+                        '='
+                    ),
+                    'base64'
+                ),
+                'UTF8'
+            );
+            if v_text ~ (
+                '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z'
+                || '\|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+            ) then
+                created_at := pg_catalog.split_part(v_text, '|', 1)::timestamptz;
+                id := pg_catalog.split_part(v_text, '|', 2)::uuid;
+                return;
+            end if;
+        exception
+            when others then
+                null;  -- not base64, not UTF-8, or not a timestamp: answered below
+        end;
+    end if;
+    perform dpp.raise_invalid(
+        'cursor is not valid',
+        _field || ': must be the cursor of a row returned by list_brand_batches',
+        'Pass the cursor column of the last row of the previous page, or null for page one.'
+    );
+end;
+$_$;
+
+
+--
+-- Name: FUNCTION parse_batch_cursor(_cursor text, _field text, OUT created_at timestamp with time zone, OUT id uuid); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.parse_batch_cursor(_cursor text, _field text, OUT created_at timestamp with time zone, OUT id uuid) IS 'Decode a cursor made by dpp.batch_cursor into (created_at, id); 22023 naming _field for
+anything else.';
+
+
+--
+-- Name: percent_encode(text); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.percent_encode(_value text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO ''
+    AS $$
+    select coalesce(
+        pg_catalog.string_agg(
+            case
+                when pg_catalog.strpos(
+                    'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~', c.ch
+                ) > 0
+                    then c.ch
+                else pg_catalog.upper(
+                    pg_catalog.regexp_replace(
+                        pg_catalog.encode(pg_catalog.convert_to(c.ch, 'UTF8'), 'hex'),
+                        '(..)', '%\1', 'g'
+                    )
+                )
+            end,
+            '' order by c.n
+        ),
+        ''
+    )
+    from pg_catalog.string_to_table(_value, null) with ordinality as c (ch, n)
+$$;
+
+
+--
+-- Name: FUNCTION percent_encode(_value text); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.percent_encode(_value text) IS 'RFC 3986 percent-encoding of a path segment: unreserved characters (A-Z a-z 0-9 - . _ ~)
+kept, every other character as %XX (upper-case hex) of its UTF-8 bytes.';
+
+
+--
 -- Name: raise_invalid(text, text, text); Type: FUNCTION; Schema: dpp; Owner: -
 --
 
@@ -596,6 +874,40 @@ $$;
 --
 
 COMMENT ON FUNCTION dpp.raise_invalid(_message text, _detail text, _hint text) IS 'Raise SQLSTATE 22023 with message "Invalid input: <_message>", the given detail and hint.';
+
+
+--
+-- Name: require_batch(uuid, uuid); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.require_batch(_brand_id uuid, _batch_id uuid) RETURNS dpp.batches
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+    v_batch dpp.batches;
+begin
+    select b.* into v_batch
+    from dpp.batches as b
+    where b.brand_id = _brand_id and b.id = _batch_id;
+    if v_batch.id is null then
+        perform dpp.raise_invalid(
+            'batch not found in this brand',
+            '_batch_id: no batch with this id belongs to the brand',
+            'Check _brand_id and _batch_id.'
+        );
+    end if;
+    return v_batch;
+end;
+$$;
+
+
+--
+-- Name: FUNCTION require_batch(_brand_id uuid, _batch_id uuid); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.require_batch(_brand_id uuid, _batch_id uuid) IS 'The batch, or 22023 "batch not found in this brand" unless it belongs to the brand.
+The answer is the same whether the batch exists elsewhere or not.';
 
 
 --
@@ -765,6 +1077,221 @@ $$;
 --
 
 COMMENT ON FUNCTION dpp.tg__audit_columns() IS 'Trigger: stamps created_at/by on insert; on update moves updated_at forward, sets updated_by.';
+
+
+--
+-- Name: tg_batch_events__append_only(); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.tg_batch_events__append_only() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+    raise exception using
+        errcode = '42501',
+        message = 'Forbidden: dpp.batch_events is append-only',
+        detail = tg_op || ' on dpp.batch_events is not allowed for anyone',
+        hint = 'Events are written by the batch triggers; correct a batch with a new change.';
+end;
+$$;
+
+
+--
+-- Name: FUNCTION tg_batch_events__append_only(); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.tg_batch_events__append_only() IS 'Trigger: refuses every UPDATE, DELETE and TRUNCATE of dpp.batch_events.';
+
+
+--
+-- Name: tg_batches__lifecycle(); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.tg_batches__lifecycle() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+    v_reason text := dpp.change_reason();
+    v_frozen constant text [] := array['recalled', 'destroyed', 'archived'];
+    v_next text [];
+begin
+    if tg_op = 'INSERT' then
+        if new.status is distinct from 'active' then
+            perform dpp.raise_invalid(
+                'a batch starts as active',
+                'status: a new batch must be active, got ' || coalesce(new.status, 'null'),
+                'Create the batch, then change its status.'
+            );
+        end if;
+        new.status_before_archive := null;
+        new.status_reason := null;
+        return new;
+    end if;
+
+    if old.status = any(v_frozen) and new.status is not distinct from old.status then
+        perform dpp.raise_invalid(
+            'the batch is ' || old.status || '; its metadata is frozen',
+            'status: a ' || old.status || ' batch may only change its status',
+            'Use set_product_batch_status.'
+        );
+    end if;
+    if (old.status = any(v_frozen) or new.status = any(v_frozen))
+        and (
+            new.product_id, new.batch_number, new.production_date, new.quantity,
+            new.facility_ref, new.attributes
+        ) is distinct from (
+            old.product_id, old.batch_number, old.production_date, old.quantity,
+            old.facility_ref, old.attributes
+        ) then
+        perform dpp.raise_invalid(
+            'the metadata of a recalled, destroyed or archived batch is frozen',
+            'status: ' || old.status || ' -> ' || coalesce(new.status, 'null')
+            || ' cannot change other fields in the same statement',
+            'Change the status alone; update metadata only while the batch is not frozen.'
+        );
+    end if;
+
+    if new.status is not distinct from old.status then
+        new.status_before_archive := old.status_before_archive;
+        new.status_reason := old.status_reason;
+        return new;
+    end if;
+
+    if new.status in ('recalled', 'destroyed')
+        and dpp.current_user_id() is not null
+        and new.brand_id not in (select dpp.my_brand_ids_with_role('admin')) then
+        raise exception using
+            errcode = '42501',
+            message = 'Forbidden: only an admin or owner may mark a batch ' || new.status,
+            detail = 'status: ' || new.status || ' needs the admin role or higher in the brand',
+            hint = 'Ask an admin or owner of the brand.';
+    end if;
+
+    v_next := dpp.batch_next_statuses(old.status, old.status_before_archive);
+    if new.status is null or not new.status = any(v_next) then
+        perform dpp.raise_invalid(
+            'invalid status transition',
+            'status: ' || old.status || ' -> ' || coalesce(new.status, 'null')
+            || ' is not allowed; from ' || old.status || ' a batch may move to '
+            || pg_catalog.array_to_string(v_next, ', '),
+            'See the lifecycle in the README.'
+        );
+    end if;
+    if dpp.batch_status_needs_reason(old.status, new.status) and v_reason is null then
+        perform dpp.raise_invalid(
+            'a reason is required',
+            'reason: ' || old.status || ' -> ' || new.status || ' needs a reason',
+            'Give the reason (set_product_batch_status._reason, or the setting dpp.reason).'
+        );
+    end if;
+
+    new.status_before_archive := case when new.status = 'archived' then old.status end;
+    -- Archive and restore without a reason keep the reason of the status the
+    -- batch keeps meaning (a restored recall still says why it was recalled).
+    new.status_reason := case
+        when v_reason is null and 'archived' in (old.status, new.status) then old.status_reason
+        else v_reason
+    end;
+    return new;
+end;
+$$;
+
+
+--
+-- Name: FUNCTION tg_batches__lifecycle(); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.tg_batches__lifecycle() IS 'Trigger: enforces the batch lifecycle (transitions, reasons, roles, frozen metadata) and
+keeps status_before_archive and status_reason.';
+
+
+--
+-- Name: tg_batches__record_event(); Type: FUNCTION; Schema: dpp; Owner: -
+--
+
+CREATE FUNCTION dpp.tg_batches__record_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+    -- The audited fields: product_id, batch_number, status and the metadata.
+    v_new jsonb := pg_catalog.jsonb_build_object(
+        'product_id', new.product_id,
+        'batch_number', new.batch_number,
+        'status', new.status,
+        'production_date', new.production_date,
+        'quantity', new.quantity,
+        'facility_ref', new.facility_ref,
+        'attributes', new.attributes
+    );
+    v_old jsonb;
+    v_changes jsonb;
+    v_actor_id uuid := dpp.current_user_id();
+begin
+    if tg_op = 'INSERT' then
+        select coalesce(
+            pg_catalog.jsonb_object_agg(n.key, pg_catalog.jsonb_build_array(null, n.value)),
+            '{}'
+        )
+        into v_changes
+        from pg_catalog.jsonb_each(pg_catalog.jsonb_strip_nulls(v_new)) as n (key, value);
+    else
+        v_old := pg_catalog.jsonb_build_object(
+            'product_id', old.product_id,
+            'batch_number', old.batch_number,
+            'status', old.status,
+            'production_date', old.production_date,
+            'quantity', old.quantity,
+            'facility_ref', old.facility_ref,
+            'attributes', old.attributes
+        );
+        select coalesce(
+            pg_catalog.jsonb_object_agg(n.key, pg_catalog.jsonb_build_array(v_old -> n.key, n.value)),
+            '{}'
+        )
+        into v_changes
+        from pg_catalog.jsonb_each(v_new) as n (key, value)
+        where n.value <> v_old -> n.key;
+    end if;
+
+    insert into dpp.batch_events (
+        brand_id, batch_id, occurred_at, action, actor_id, actor_role, changes, reason
+    )
+    values (
+        new.brand_id,
+        new.id,
+        new.updated_at,
+        case
+            when tg_op = 'INSERT' then 'create'
+            when new.status is distinct from old.status then 'status'
+            else 'update'
+        end,
+        v_actor_id,
+        case
+            when v_actor_id is not null then 'authenticated'
+            when dpp.is_service() then 'service_role'
+            -- Inside SECURITY DEFINER current_user is the owner; the role the
+            -- session acts as is the setting "role" (none: the login role).
+            else coalesce(
+                nullif(pg_catalog.current_setting('role'), 'none'), session_user::text
+            )
+        end,
+        v_changes,
+        dpp.change_reason()
+    );
+    return null;
+end;
+$$;
+
+
+--
+-- Name: FUNCTION tg_batches__record_event(); Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON FUNCTION dpp.tg_batches__record_event() IS 'Trigger: appends the change of a batch row to dpp.batch_events (action, actor, {field: [old,
+new]}, reason). SECURITY DEFINER: the only writer of batch_events.';
 
 
 --
@@ -1052,8 +1579,225 @@ _quantity: optional integer greater than 0.
 _facility_ref: optional facility reference: 1-128 characters, no control characters,
   no leading or trailing whitespace.
 _attributes: optional JSON object, at most 64 KiB as text; omitted or null means {}.
-Returns the batch: {id, brand_id, product_id, batch_number, status, production_date, quantity,
-facility_ref, attributes, created_at, updated_at}; status is "active".';
+Returns the batch as get_product_batch does (every field plus digital_link); status is
+"active".';
+
+
+--
+-- Name: find_product_batch(uuid, uuid, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.find_product_batch(_brand_id uuid, _product_id uuid, _batch_number text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+    v_batch dpp.batches;
+begin
+    perform dpp.require_caller();
+    perform dpp.require_brand_role(_brand_id, 'viewer');
+    perform dpp.require_product(_brand_id, _product_id);
+    perform dpp.check_batch_number(_batch_number, '_batch_number');
+
+    select b.* into v_batch
+    from dpp.batches as b
+    where
+        b.brand_id = _brand_id
+        and b.product_id = _product_id
+        and b.batch_number = _batch_number;
+    if v_batch.id is null then
+        perform dpp.raise_invalid(
+            'batch not found in this brand',
+            '_batch_number: the product has no batch with this number (exact, case-sensitive)',
+            'Check _product_id and _batch_number.'
+        );
+    end if;
+    return dpp.batch_json(v_batch);
+end;
+$$;
+
+
+--
+-- Name: FUNCTION find_product_batch(_brand_id uuid, _product_id uuid, _batch_number text); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.find_product_batch(_brand_id uuid, _product_id uuid, _batch_number text) IS 'Find one batch by its natural key: the product and the batch number.
+
+Needs any role in the brand, or the service role.
+_brand_id: the brand that owns the product.
+_product_id: the product; must belong to _brand_id.
+_batch_number: the GS1 AI (10) batch/lot number, matched exactly (case-sensitive).
+Returns the batch as get_product_batch does, with its digital_link; a batch number the
+product does not have is invalid input ("not found in this brand").';
+
+
+--
+-- Name: get_product_batch(uuid, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.get_product_batch(_brand_id uuid, _batch_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+    perform dpp.require_caller();
+    perform dpp.require_brand_role(_brand_id, 'viewer');
+    return dpp.batch_json(dpp.require_batch(_brand_id, _batch_id));
+end;
+$$;
+
+
+--
+-- Name: FUNCTION get_product_batch(_brand_id uuid, _batch_id uuid); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.get_product_batch(_brand_id uuid, _batch_id uuid) IS 'Get one batch by id, with its GS1 Digital Link.
+
+Needs any role in the brand, or the service role.
+_brand_id: the brand that owns the batch.
+_batch_id: the batch; must belong to _brand_id (else invalid input, "not found in this brand").
+Returns {id, brand_id, product_id, batch_number, status, status_reason, status_before_archive,
+production_date, quantity, facility_ref, attributes, created_at, updated_at, created_by,
+updated_by, digital_link}. digital_link is /01/{gtin}/10/{batch_number percent-encoded per
+RFC 3986} when the product has a GTIN, else null.';
+
+
+--
+-- Name: list_brand_batches(uuid, text, date, date, text, integer, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.list_brand_batches(_brand_id uuid, _status text DEFAULT NULL::text, _produced_from date DEFAULT NULL::date, _produced_to date DEFAULT NULL::date, _facility_ref text DEFAULT NULL::text, _limit integer DEFAULT 50, _after text DEFAULT NULL::text) RETURNS TABLE(id uuid, brand_id uuid, product_id uuid, batch_number text, status text, status_reason text, status_before_archive text, production_date date, quantity integer, facility_ref text, attributes jsonb, created_at text, updated_at text, created_by uuid, updated_by uuid, digital_link text, cursor text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $_$
+#variable_conflict use_column
+declare
+    v_after_at timestamptz;
+    v_after_id uuid;
+    v_sql text;
+begin
+    perform dpp.require_caller();
+    perform dpp.require_brand_role(_brand_id, 'viewer');
+
+    if _status is not null
+        and _status not in ('active', 'on_hold', 'closed', 'recalled', 'destroyed', 'archived') then
+        perform dpp.raise_invalid(
+            'status must be a batch status',
+            '_status: "' || _status || '" is not a batch status',
+            'Send one of active, on_hold, closed, recalled, destroyed, archived, or null for all.'
+        );
+    end if;
+    perform dpp.check_production_date(_produced_from, '_produced_from');
+    perform dpp.check_production_date(_produced_to, '_produced_to');
+    if _produced_from > _produced_to then
+        perform dpp.raise_invalid(
+            'production date range is empty',
+            '_produced_from: is after _produced_to',
+            'Send _produced_from <= _produced_to (both inclusive).'
+        );
+    end if;
+    perform dpp.check_label(_facility_ref, '_facility_ref', 128);
+    if _limit is null or _limit not between 1 and 500 then
+        perform dpp.raise_invalid(
+            'limit must be 1-500',
+            '_limit: is ' || coalesce(_limit::text, 'null') || '; allowed 1-500',
+            'Send a page size from 1 to 500 (default 50).'
+        );
+    end if;
+    if _after is not null then
+        select c.created_at, c.id into v_after_at, v_after_id
+        from dpp.parse_batch_cursor(_after, '_after') as c;
+    end if;
+
+    -- Only fixed text and $n placeholders go into the statement.
+    v_sql := 'select b.id, b.brand_id, b.product_id, b.batch_number::text, b.status,'
+        || ' b.status_reason, b.status_before_archive, b.production_date, b.quantity,'
+        || ' b.facility_ref, b.attributes, dpp.rfc3339(b.created_at), dpp.rfc3339(b.updated_at),'
+        || ' b.created_by, b.updated_by,'
+        || ' dpp.digital_link((select p.gtin from dpp.products as p'
+        || ' where p.brand_id = b.brand_id and p.id = b.product_id), b.batch_number),'
+        || ' dpp.batch_cursor(b.created_at, b.id)'
+        || ' from dpp.batches as b where b.brand_id = $1'
+        || case when _status is null then '' else ' and b.status = $2' end
+        || case when _produced_from is null then '' else ' and b.production_date >= $3' end
+        || case when _produced_to is null then '' else ' and b.production_date <= $4' end
+        || case when _facility_ref is null then '' else ' and b.facility_ref = $5' end
+        || case when _after is null then '' else ' and (b.created_at, b.id) < ($6, $7)' end
+        || ' order by b.created_at desc, b.id desc limit $8';
+    return query execute v_sql
+    using _brand_id, _status, _produced_from, _produced_to, _facility_ref,
+    v_after_at, v_after_id, _limit;
+end;
+$_$;
+
+
+--
+-- Name: FUNCTION list_brand_batches(_brand_id uuid, _status text, _produced_from date, _produced_to date, _facility_ref text, _limit integer, _after text); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.list_brand_batches(_brand_id uuid, _status text, _produced_from date, _produced_to date, _facility_ref text, _limit integer, _after text) IS 'List a brand''s batches newest first, filtered, one keyset page at a time.
+
+Needs any role in the brand, or the service role.
+_brand_id: the brand.
+_status: optional; only batches in this status (active, on_hold, closed, recalled, destroyed,
+  archived). null lists every status.
+_produced_from: optional; only batches with production_date on or after this date.
+_produced_to: optional; only batches with production_date on or before this date.
+_facility_ref: optional; only batches with exactly this facility_ref.
+_limit: page size, 1-500 (default 50).
+_after: optional; the cursor of the last row of the previous page. null starts at the newest.
+Returns a set of rows ordered by created_at desc, id desc: the batch as get_product_batch
+returns it, plus cursor, an opaque string. Pass the last row''s cursor as _after for the next
+page: pages never repeat or skip a row, also while batches are being created. A page costs
+the same at any depth (served by indexes); use these arguments, not PostgREST filters, on
+large brands.';
+
+
+--
+-- Name: list_product_batch_history(uuid, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.list_product_batch_history(_brand_id uuid, _batch_id uuid) RETURNS TABLE(id bigint, batch_id uuid, occurred_at text, action text, actor_id uuid, actor_role text, changes jsonb, reason text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+#variable_conflict use_column
+begin
+    perform dpp.require_caller();
+    perform dpp.require_brand_role(_brand_id, 'viewer');
+    perform dpp.require_batch(_brand_id, _batch_id);
+
+    return query
+    select
+        e.id,
+        e.batch_id,
+        dpp.rfc3339(e.occurred_at),
+        e.action,
+        e.actor_id,
+        e.actor_role,
+        e.changes,
+        e.reason
+    from dpp.batch_events as e
+    where e.brand_id = _brand_id and e.batch_id = _batch_id
+    order by e.occurred_at desc, e.id desc;
+end;
+$$;
+
+
+--
+-- Name: FUNCTION list_product_batch_history(_brand_id uuid, _batch_id uuid); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.list_product_batch_history(_brand_id uuid, _batch_id uuid) IS 'List the history of a batch (its audit trail), newest first.
+
+Needs any role in the brand, or the service role.
+_brand_id: the brand that owns the batch.
+_batch_id: the batch; must belong to _brand_id.
+Returns one row per create, update and status change, through an RPC or plain SQL:
+{id, batch_id, occurred_at, action (create | update | status), actor_id (the user''s id, or
+null), actor_role (authenticated, service_role, or the database role), changes ({field:
+[old, new]}; old is null on create), reason}. occurred_at is the batch''s updated_at after
+the change. Events can never be changed or deleted.';
 
 
 --
@@ -1183,10 +1927,115 @@ Returns {brand_id, user_id}.';
 
 
 --
--- Name: update_product_batch(uuid, uuid, jsonb); Type: FUNCTION; Schema: public; Owner: -
+-- Name: set_product_batch_status(uuid, uuid, text, text, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb) RETURNS jsonb
+CREATE FUNCTION public.set_product_batch_status(_brand_id uuid, _batch_id uuid, _status text, _reason text DEFAULT NULL::text, _expected_updated_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+    v_batch dpp.batches;
+    v_next text [];
+    v_constraint text;
+begin
+    perform dpp.require_caller();
+    perform dpp.require_brand_role(_brand_id, 'editor');
+
+    if _status is null
+        or _status not in ('active', 'on_hold', 'closed', 'recalled', 'destroyed', 'archived') then
+        perform dpp.raise_invalid(
+            'status must be a batch status',
+            '_status: ' || coalesce('"' || _status || '"', 'null') || ' is not a batch status',
+            'Send one of active, on_hold, closed, recalled, destroyed, archived.'
+        );
+    end if;
+    if _status in ('recalled', 'destroyed') then
+        perform dpp.require_brand_role(_brand_id, 'admin');
+    end if;
+    perform dpp.check_label(_reason, '_reason', 500);
+
+    v_batch := dpp.lock_batch(_brand_id, _batch_id, _expected_updated_at);
+    if v_batch.status = _status then
+        perform dpp.raise_invalid(
+            'the batch is already ' || _status,
+            '_status: the batch''s status is already ' || _status,
+            'Read the batch to see its status.'
+        );
+    end if;
+    v_next := dpp.batch_next_statuses(v_batch.status, v_batch.status_before_archive);
+    if not _status = any(v_next) then
+        perform dpp.raise_invalid(
+            'invalid status transition',
+            '_status: ' || v_batch.status || ' -> ' || _status || ' is not allowed; from '
+            || v_batch.status || ' a batch may move to '
+            || pg_catalog.array_to_string(v_next, ', '),
+            case
+                when v_batch.status = 'archived'
+                    then 'An archived batch can only be restored to the status it had before.'
+                else 'Move the batch through an allowed status first.'
+            end
+        );
+    end if;
+    if dpp.batch_status_needs_reason(v_batch.status, _status) and _reason is null then
+        perform dpp.raise_invalid(
+            'a reason is required',
+            '_reason: ' || v_batch.status || ' -> ' || _status || ' needs a reason',
+            'Say why, e.g. "Supplier recall 2026-04".'
+        );
+    end if;
+
+    -- The lifecycle trigger reads the reason from this setting (and so does the
+    -- audit trail); clear it afterwards so that nothing else in this
+    -- transaction inherits it.
+    perform pg_catalog.set_config('dpp.reason', coalesce(_reason, ''), true);
+    begin
+        update dpp.batches as b
+        set status = _status
+        where b.brand_id = _brand_id and b.id = _batch_id
+        returning b.* into v_batch;
+    exception
+        when check_violation then
+            -- Backstop only: the checks above reject these values first.
+            get stacked diagnostics v_constraint = constraint_name;
+            perform dpp.raise_invalid(
+                'the batch breaks a table rule', 'constraint ' || coalesce(v_constraint, '?')
+            );
+    end;
+    perform pg_catalog.set_config('dpp.reason', '', true);
+
+    return dpp.batch_json(v_batch);
+end;
+$$;
+
+
+--
+-- Name: FUNCTION set_product_batch_status(_brand_id uuid, _batch_id uuid, _status text, _reason text, _expected_updated_at timestamp with time zone); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.set_product_batch_status(_brand_id uuid, _batch_id uuid, _status text, _reason text, _expected_updated_at timestamp with time zone) IS 'Change a batch''s lifecycle status (hold, close, reopen, recall, destroy, archive, restore).
+
+Needs the editor role or higher in the brand, or the service role; moving a batch to recalled
+or destroyed needs the admin or owner role.
+_brand_id: the brand that owns the batch.
+_batch_id: the batch; must belong to _brand_id.
+_status: the new status. Allowed moves: active -> on_hold, closed, recalled, archived;
+  on_hold -> active, recalled, destroyed; closed -> active (reopen), recalled, archived;
+  recalled -> destroyed, archived; destroyed -> archived; archived -> the status it had
+  before (restore). Anything else is invalid input.
+_reason: why; 1-500 characters, no control characters, no leading or trailing whitespace.
+  Required for on_hold, recalled, destroyed and reopen (closed -> active).
+_expected_updated_at: optional; the updated_at the caller last saw. When given and the batch
+  has changed since, nothing is written and the call fails with 409 (PT409, "Conflict").
+The change is recorded in the batch''s history. A recalled, destroyed or archived batch keeps
+its metadata frozen. Returns the batch as get_product_batch does.';
+
+
+--
+-- Name: update_product_batch(uuid, uuid, jsonb, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb, _expected_updated_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -1302,6 +2151,19 @@ begin
         perform dpp.check_attributes(v_attributes, '_patch.attributes');
     end if;
 
+    v_batch := dpp.lock_batch(_brand_id, _batch_id, _expected_updated_at);
+    if v_batch.status in ('recalled', 'destroyed', 'archived') then
+        perform dpp.raise_invalid(
+            'the batch is ' || v_batch.status || '; its metadata is frozen',
+            '_batch_id: the metadata of a recalled, destroyed or archived batch cannot change',
+            case
+                when v_batch.status = 'archived'
+                    then 'Restore the batch with set_product_batch_status first.'
+                else 'Record corrections in a new batch.'
+            end
+        );
+    end if;
+
     begin
         update dpp.batches as b
         set
@@ -1333,13 +2195,6 @@ begin
                 'the batch breaks a table rule', 'constraint ' || coalesce(v_constraint, '?')
             );
     end;
-    if v_batch.id is null then
-        perform dpp.raise_invalid(
-            'batch not found in this brand',
-            '_batch_id: no batch with this id belongs to the brand',
-            'Check _brand_id and _batch_id.'
-        );
-    end if;
 
     return dpp.batch_json(v_batch);
 end;
@@ -1347,10 +2202,10 @@ $_$;
 
 
 --
--- Name: FUNCTION update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb); Type: COMMENT; Schema: public; Owner: -
+-- Name: FUNCTION update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb, _expected_updated_at timestamp with time zone); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb) IS 'Update a batch''s metadata with a JSON merge patch.
+COMMENT ON FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb, _expected_updated_at timestamp with time zone) IS 'Update a batch''s metadata with a JSON merge patch.
 
 Needs the editor role or higher in the brand, or the service role.
 _brand_id: the brand that owns the batch.
@@ -1359,7 +2214,52 @@ _patch: JSON object of the fields to change: at least one of batch_number, produ
   quantity, facility_ref, attributes (rules as in create_product_batch); any other key is
   invalid. null clears production_date, quantity or facility_ref; batch_number and attributes
   cannot be null; attributes replaces the whole object.
-Returns the whole batch, as create_product_batch does; updated_at always moves forward.';
+_expected_updated_at: optional; the updated_at the caller last saw. When given and the batch
+  has changed since, nothing is written and the call fails with 409 (PT409, "Conflict").
+A recalled, destroyed or archived batch cannot be updated (invalid input).
+Returns the whole batch, as get_product_batch does; updated_at always moves forward.';
+
+
+--
+-- Name: batch_events; Type: TABLE; Schema: dpp; Owner: -
+--
+
+CREATE TABLE dpp.batch_events (
+    brand_id uuid NOT NULL,
+    id bigint NOT NULL,
+    batch_id uuid NOT NULL,
+    occurred_at timestamp with time zone NOT NULL,
+    action text NOT NULL,
+    actor_id uuid,
+    actor_role text NOT NULL,
+    changes jsonb NOT NULL,
+    reason text,
+    CONSTRAINT batch_events_action_check CHECK ((action = ANY (ARRAY['create'::text, 'update'::text, 'status'::text]))),
+    CONSTRAINT batch_events_actor_role_check CHECK (((char_length(actor_role) >= 1) AND (char_length(actor_role) <= 63))),
+    CONSTRAINT batch_events_changes_check CHECK ((jsonb_typeof(changes) = 'object'::text)),
+    CONSTRAINT batch_events_reason_check CHECK ((((char_length(reason) >= 1) AND (char_length(reason) <= 500)) AND (reason !~ '[\u0001-\u001f\u007f-\u009f]'::text) AND (reason !~ '^[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]'::text) AND (reason !~ '[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$'::text)))
+);
+
+
+--
+-- Name: TABLE batch_events; Type: COMMENT; Schema: dpp; Owner: -
+--
+
+COMMENT ON TABLE dpp.batch_events IS 'Append-only audit trail of dpp.batches: who changed what, when and why.';
+
+
+--
+-- Name: batch_events_id_seq; Type: SEQUENCE; Schema: dpp; Owner: -
+--
+
+ALTER TABLE dpp.batch_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME dpp.batch_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 
 --
@@ -1487,6 +2387,14 @@ ALTER TABLE dpp_meta.migration_history ALTER COLUMN id ADD GENERATED ALWAYS AS I
 
 
 --
+-- Name: batch_events batch_events_pkey; Type: CONSTRAINT; Schema: dpp; Owner: -
+--
+
+ALTER TABLE ONLY dpp.batch_events
+    ADD CONSTRAINT batch_events_pkey PRIMARY KEY (brand_id, id);
+
+
+--
 -- Name: batches batches_batch_number_key; Type: CONSTRAINT; Schema: dpp; Owner: -
 --
 
@@ -1543,6 +2451,41 @@ ALTER TABLE ONLY dpp_meta.migration_history
 
 
 --
+-- Name: batch_events_batch_idx; Type: INDEX; Schema: dpp; Owner: -
+--
+
+CREATE INDEX batch_events_batch_idx ON dpp.batch_events USING btree (brand_id, batch_id, occurred_at DESC, id DESC);
+
+
+--
+-- Name: batches_brand_id_created_at_idx; Type: INDEX; Schema: dpp; Owner: -
+--
+
+CREATE INDEX batches_brand_id_created_at_idx ON dpp.batches USING btree (brand_id, created_at DESC, id DESC);
+
+
+--
+-- Name: batches_brand_id_facility_ref_created_at_idx; Type: INDEX; Schema: dpp; Owner: -
+--
+
+CREATE INDEX batches_brand_id_facility_ref_created_at_idx ON dpp.batches USING btree (brand_id, facility_ref, created_at DESC, id DESC);
+
+
+--
+-- Name: batches_brand_id_production_date_idx; Type: INDEX; Schema: dpp; Owner: -
+--
+
+CREATE INDEX batches_brand_id_production_date_idx ON dpp.batches USING btree (brand_id, production_date);
+
+
+--
+-- Name: batches_brand_id_status_created_at_idx; Type: INDEX; Schema: dpp; Owner: -
+--
+
+CREATE INDEX batches_brand_id_status_created_at_idx ON dpp.batches USING btree (brand_id, status, created_at DESC, id DESC);
+
+
+--
 -- Name: brand_members_user_id_idx; Type: INDEX; Schema: dpp; Owner: -
 --
 
@@ -1564,10 +2507,31 @@ CREATE INDEX migration_history_repeatable ON dpp_meta.migration_history USING bt
 
 
 --
+-- Name: batch_events tg_batch_events__append_only; Type: TRIGGER; Schema: dpp; Owner: -
+--
+
+CREATE TRIGGER tg_batch_events__append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON dpp.batch_events FOR EACH STATEMENT EXECUTE FUNCTION dpp.tg_batch_events__append_only();
+
+
+--
 -- Name: batches tg_batches__audit_columns; Type: TRIGGER; Schema: dpp; Owner: -
 --
 
 CREATE TRIGGER tg_batches__audit_columns BEFORE INSERT OR UPDATE ON dpp.batches FOR EACH ROW EXECUTE FUNCTION dpp.tg__audit_columns();
+
+
+--
+-- Name: batches tg_batches__lifecycle; Type: TRIGGER; Schema: dpp; Owner: -
+--
+
+CREATE TRIGGER tg_batches__lifecycle BEFORE INSERT OR UPDATE ON dpp.batches FOR EACH ROW EXECUTE FUNCTION dpp.tg_batches__lifecycle();
+
+
+--
+-- Name: batches tg_batches__record_event; Type: TRIGGER; Schema: dpp; Owner: -
+--
+
+CREATE TRIGGER tg_batches__record_event AFTER INSERT OR UPDATE ON dpp.batches FOR EACH ROW EXECUTE FUNCTION dpp.tg_batches__record_event();
 
 
 --
@@ -1589,6 +2553,14 @@ CREATE TRIGGER tg_brands__audit_columns BEFORE INSERT OR UPDATE ON dpp.brands FO
 --
 
 CREATE TRIGGER tg_products__audit_columns BEFORE INSERT OR UPDATE ON dpp.products FOR EACH ROW EXECUTE FUNCTION dpp.tg__audit_columns();
+
+
+--
+-- Name: batch_events batch_events_batch_fkey; Type: FK CONSTRAINT; Schema: dpp; Owner: -
+--
+
+ALTER TABLE ONLY dpp.batch_events
+    ADD CONSTRAINT batch_events_batch_fkey FOREIGN KEY (brand_id, batch_id) REFERENCES dpp.batches(brand_id, id);
 
 
 --
@@ -1614,6 +2586,12 @@ ALTER TABLE ONLY dpp.brand_members
 ALTER TABLE ONLY dpp.products
     ADD CONSTRAINT products_brand_id_fkey FOREIGN KEY (brand_id) REFERENCES dpp.brands(id);
 
+
+--
+-- Name: batch_events; Type: ROW SECURITY; Schema: dpp; Owner: -
+--
+
+ALTER TABLE dpp.batch_events ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: batches; Type: ROW SECURITY; Schema: dpp; Owner: -
@@ -1703,6 +2681,13 @@ CREATE POLICY insert_service ON dpp.products FOR INSERT TO service_role WITH CHE
 ALTER TABLE dpp.products ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: batch_events select_member; Type: POLICY; Schema: dpp; Owner: -
+--
+
+CREATE POLICY select_member ON dpp.batch_events FOR SELECT TO authenticated USING ((brand_id IN ( SELECT dpp.my_brand_ids() AS my_brand_ids)));
+
+
+--
 -- Name: batches select_member; Type: POLICY; Schema: dpp; Owner: -
 --
 
@@ -1728,6 +2713,13 @@ CREATE POLICY select_member ON dpp.brands FOR SELECT TO authenticated USING ((id
 --
 
 CREATE POLICY select_member ON dpp.products FOR SELECT TO authenticated USING ((brand_id IN ( SELECT dpp.my_brand_ids() AS my_brand_ids)));
+
+
+--
+-- Name: batch_events select_service; Type: POLICY; Schema: dpp; Owner: -
+--
+
+CREATE POLICY select_service ON dpp.batch_events FOR SELECT TO service_role USING (true);
 
 
 --
@@ -1819,6 +2811,15 @@ GRANT USAGE ON SCHEMA public TO service_role;
 
 
 --
+-- Name: FUNCTION batch_cursor(_created_at timestamp with time zone, _id uuid); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.batch_cursor(_created_at timestamp with time zone, _id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION dpp.batch_cursor(_created_at timestamp with time zone, _id uuid) TO authenticated;
+GRANT ALL ON FUNCTION dpp.batch_cursor(_created_at timestamp with time zone, _id uuid) TO service_role;
+
+
+--
 -- Name: TABLE batches; Type: ACL; Schema: dpp; Owner: -
 --
 
@@ -1848,6 +2849,14 @@ GRANT INSERT(product_id) ON TABLE dpp.batches TO service_role;
 
 GRANT INSERT(batch_number),UPDATE(batch_number) ON TABLE dpp.batches TO authenticated;
 GRANT INSERT(batch_number),UPDATE(batch_number) ON TABLE dpp.batches TO service_role;
+
+
+--
+-- Name: COLUMN batches.status; Type: ACL; Schema: dpp; Owner: -
+--
+
+GRANT UPDATE(status) ON TABLE dpp.batches TO authenticated;
+GRANT UPDATE(status) ON TABLE dpp.batches TO service_role;
 
 
 --
@@ -1892,12 +2901,39 @@ GRANT ALL ON FUNCTION dpp.batch_json(_batch dpp.batches) TO service_role;
 
 
 --
+-- Name: FUNCTION batch_next_statuses(_status text, _status_before_archive text); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.batch_next_statuses(_status text, _status_before_archive text) FROM PUBLIC;
+GRANT ALL ON FUNCTION dpp.batch_next_statuses(_status text, _status_before_archive text) TO authenticated;
+GRANT ALL ON FUNCTION dpp.batch_next_statuses(_status text, _status_before_archive text) TO service_role;
+
+
+--
+-- Name: FUNCTION batch_status_needs_reason(_from text, _to text); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.batch_status_needs_reason(_from text, _to text) FROM PUBLIC;
+GRANT ALL ON FUNCTION dpp.batch_status_needs_reason(_from text, _to text) TO authenticated;
+GRANT ALL ON FUNCTION dpp.batch_status_needs_reason(_from text, _to text) TO service_role;
+
+
+--
 -- Name: FUNCTION brand_role_rank(_role text); Type: ACL; Schema: dpp; Owner: -
 --
 
 REVOKE ALL ON FUNCTION dpp.brand_role_rank(_role text) FROM PUBLIC;
 GRANT ALL ON FUNCTION dpp.brand_role_rank(_role text) TO authenticated;
 GRANT ALL ON FUNCTION dpp.brand_role_rank(_role text) TO service_role;
+
+
+--
+-- Name: FUNCTION change_reason(); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.change_reason() FROM PUBLIC;
+GRANT ALL ON FUNCTION dpp.change_reason() TO authenticated;
+GRANT ALL ON FUNCTION dpp.change_reason() TO service_role;
 
 
 --
@@ -1965,6 +3001,15 @@ GRANT ALL ON FUNCTION dpp.current_user_id() TO service_role;
 
 
 --
+-- Name: FUNCTION digital_link(_gtin text, _batch_number text); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.digital_link(_gtin text, _batch_number text) FROM PUBLIC;
+GRANT ALL ON FUNCTION dpp.digital_link(_gtin text, _batch_number text) TO authenticated;
+GRANT ALL ON FUNCTION dpp.digital_link(_gtin text, _batch_number text) TO service_role;
+
+
+--
 -- Name: FUNCTION is_service(); Type: ACL; Schema: dpp; Owner: -
 --
 
@@ -1992,6 +3037,15 @@ REVOKE ALL ON FUNCTION dpp.jwt_role() FROM PUBLIC;
 GRANT ALL ON FUNCTION dpp.jwt_role() TO anon;
 GRANT ALL ON FUNCTION dpp.jwt_role() TO authenticated;
 GRANT ALL ON FUNCTION dpp.jwt_role() TO service_role;
+
+
+--
+-- Name: FUNCTION lock_batch(_brand_id uuid, _batch_id uuid, _expected_updated_at timestamp with time zone); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.lock_batch(_brand_id uuid, _batch_id uuid, _expected_updated_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION dpp.lock_batch(_brand_id uuid, _batch_id uuid, _expected_updated_at timestamp with time zone) TO authenticated;
+GRANT ALL ON FUNCTION dpp.lock_batch(_brand_id uuid, _batch_id uuid, _expected_updated_at timestamp with time zone) TO service_role;
 
 
 --
@@ -2031,12 +3085,39 @@ GRANT ALL ON FUNCTION dpp.normalize_gtin(_value text, _field text) TO service_ro
 
 
 --
+-- Name: FUNCTION parse_batch_cursor(_cursor text, _field text, OUT created_at timestamp with time zone, OUT id uuid); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.parse_batch_cursor(_cursor text, _field text, OUT created_at timestamp with time zone, OUT id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION dpp.parse_batch_cursor(_cursor text, _field text, OUT created_at timestamp with time zone, OUT id uuid) TO authenticated;
+GRANT ALL ON FUNCTION dpp.parse_batch_cursor(_cursor text, _field text, OUT created_at timestamp with time zone, OUT id uuid) TO service_role;
+
+
+--
+-- Name: FUNCTION percent_encode(_value text); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.percent_encode(_value text) FROM PUBLIC;
+GRANT ALL ON FUNCTION dpp.percent_encode(_value text) TO authenticated;
+GRANT ALL ON FUNCTION dpp.percent_encode(_value text) TO service_role;
+
+
+--
 -- Name: FUNCTION raise_invalid(_message text, _detail text, _hint text); Type: ACL; Schema: dpp; Owner: -
 --
 
 REVOKE ALL ON FUNCTION dpp.raise_invalid(_message text, _detail text, _hint text) FROM PUBLIC;
 GRANT ALL ON FUNCTION dpp.raise_invalid(_message text, _detail text, _hint text) TO authenticated;
 GRANT ALL ON FUNCTION dpp.raise_invalid(_message text, _detail text, _hint text) TO service_role;
+
+
+--
+-- Name: FUNCTION require_batch(_brand_id uuid, _batch_id uuid); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.require_batch(_brand_id uuid, _batch_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION dpp.require_batch(_brand_id uuid, _batch_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION dpp.require_batch(_brand_id uuid, _batch_id uuid) TO service_role;
 
 
 --
@@ -2084,6 +3165,27 @@ REVOKE ALL ON FUNCTION dpp.tg__audit_columns() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION tg_batch_events__append_only(); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.tg_batch_events__append_only() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION tg_batches__lifecycle(); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.tg_batches__lifecycle() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION tg_batches__record_event(); Type: ACL; Schema: dpp; Owner: -
+--
+
+REVOKE ALL ON FUNCTION dpp.tg_batches__record_event() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION add_brand_member(_brand_id uuid, _user_id uuid, _role text); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2124,6 +3226,46 @@ GRANT ALL ON FUNCTION public.create_product_batch(_brand_id uuid, _product_id uu
 
 
 --
+-- Name: FUNCTION find_product_batch(_brand_id uuid, _product_id uuid, _batch_number text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.find_product_batch(_brand_id uuid, _product_id uuid, _batch_number text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.find_product_batch(_brand_id uuid, _product_id uuid, _batch_number text) TO anon;
+GRANT ALL ON FUNCTION public.find_product_batch(_brand_id uuid, _product_id uuid, _batch_number text) TO authenticated;
+GRANT ALL ON FUNCTION public.find_product_batch(_brand_id uuid, _product_id uuid, _batch_number text) TO service_role;
+
+
+--
+-- Name: FUNCTION get_product_batch(_brand_id uuid, _batch_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.get_product_batch(_brand_id uuid, _batch_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.get_product_batch(_brand_id uuid, _batch_id uuid) TO anon;
+GRANT ALL ON FUNCTION public.get_product_batch(_brand_id uuid, _batch_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.get_product_batch(_brand_id uuid, _batch_id uuid) TO service_role;
+
+
+--
+-- Name: FUNCTION list_brand_batches(_brand_id uuid, _status text, _produced_from date, _produced_to date, _facility_ref text, _limit integer, _after text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.list_brand_batches(_brand_id uuid, _status text, _produced_from date, _produced_to date, _facility_ref text, _limit integer, _after text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.list_brand_batches(_brand_id uuid, _status text, _produced_from date, _produced_to date, _facility_ref text, _limit integer, _after text) TO anon;
+GRANT ALL ON FUNCTION public.list_brand_batches(_brand_id uuid, _status text, _produced_from date, _produced_to date, _facility_ref text, _limit integer, _after text) TO authenticated;
+GRANT ALL ON FUNCTION public.list_brand_batches(_brand_id uuid, _status text, _produced_from date, _produced_to date, _facility_ref text, _limit integer, _after text) TO service_role;
+
+
+--
+-- Name: FUNCTION list_product_batch_history(_brand_id uuid, _batch_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.list_product_batch_history(_brand_id uuid, _batch_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.list_product_batch_history(_brand_id uuid, _batch_id uuid) TO anon;
+GRANT ALL ON FUNCTION public.list_product_batch_history(_brand_id uuid, _batch_id uuid) TO authenticated;
+GRANT ALL ON FUNCTION public.list_product_batch_history(_brand_id uuid, _batch_id uuid) TO service_role;
+
+
+--
 -- Name: FUNCTION list_product_batches(_brand_id uuid, _product_id uuid); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2144,13 +3286,31 @@ GRANT ALL ON FUNCTION public.remove_brand_member(_brand_id uuid, _user_id uuid) 
 
 
 --
--- Name: FUNCTION update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb); Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION set_product_batch_status(_brand_id uuid, _batch_id uuid, _status text, _reason text, _expected_updated_at timestamp with time zone); Type: ACL; Schema: public; Owner: -
 --
 
-REVOKE ALL ON FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb) TO anon;
-GRANT ALL ON FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb) TO authenticated;
-GRANT ALL ON FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb) TO service_role;
+REVOKE ALL ON FUNCTION public.set_product_batch_status(_brand_id uuid, _batch_id uuid, _status text, _reason text, _expected_updated_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_product_batch_status(_brand_id uuid, _batch_id uuid, _status text, _reason text, _expected_updated_at timestamp with time zone) TO anon;
+GRANT ALL ON FUNCTION public.set_product_batch_status(_brand_id uuid, _batch_id uuid, _status text, _reason text, _expected_updated_at timestamp with time zone) TO authenticated;
+GRANT ALL ON FUNCTION public.set_product_batch_status(_brand_id uuid, _batch_id uuid, _status text, _reason text, _expected_updated_at timestamp with time zone) TO service_role;
+
+
+--
+-- Name: FUNCTION update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb, _expected_updated_at timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb, _expected_updated_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb, _expected_updated_at timestamp with time zone) TO anon;
+GRANT ALL ON FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb, _expected_updated_at timestamp with time zone) TO authenticated;
+GRANT ALL ON FUNCTION public.update_product_batch(_brand_id uuid, _batch_id uuid, _patch jsonb, _expected_updated_at timestamp with time zone) TO service_role;
+
+
+--
+-- Name: TABLE batch_events; Type: ACL; Schema: dpp; Owner: -
+--
+
+GRANT SELECT ON TABLE dpp.batch_events TO authenticated;
+GRANT SELECT ON TABLE dpp.batch_events TO service_role;
 
 
 --

@@ -36,6 +36,11 @@ RPCS = (
     "create_product_batch",
     "list_product_batches",
     "update_product_batch",
+    "set_product_batch_status",
+    "get_product_batch",
+    "find_product_batch",
+    "list_brand_batches",
+    "list_product_batch_history",
 )
 NEEDED = {
     "add_brand_member": "admin",
@@ -44,6 +49,18 @@ NEEDED = {
     "create_product_batch": "editor",
     "list_product_batches": "viewer",
     "update_product_batch": "editor",
+    "set_product_batch_status": "editor",  # on_hold here; recalled/destroyed: test_lifecycle
+    "get_product_batch": "viewer",
+    "find_product_batch": "viewer",
+    "list_brand_batches": "viewer",
+    "list_product_batch_history": "viewer",
+}
+READ_ONLY = {
+    "list_product_batches",
+    "get_product_batch",
+    "find_product_batch",
+    "list_brand_batches",
+    "list_product_batch_history",
 }
 RANK = {"non_member": 0, "viewer": 1, "editor": 2, "admin": 3, "owner": 4}
 UNAUTHENTICATED = {"no_claims", "anon_key", "no_sub", "bad_sub", "expired", "service_expired"}
@@ -122,6 +139,38 @@ def _args(api: Any, world: World, rpc: str, target: str) -> dict[str, Any]:
             }
         case "list_product_batches":
             return {"_brand_id": brand.id, "_product_id": brand.product_id}
+        case "set_product_batch_status":
+            batch = ok(  # a fresh active batch, so every allowed call is a valid transition
+                api.as_service().rpc(
+                    "create_product_batch",
+                    {
+                        "_brand_id": brand.id,
+                        "_product_id": brand.product_id,
+                        "_batch_number": batch_no(),
+                    },
+                )
+            )
+            return {
+                "_brand_id": brand.id,
+                "_batch_id": batch["id"],
+                "_status": "on_hold",
+                "_reason": "Authorization check",
+            }
+        case "get_product_batch" | "list_product_batch_history":
+            return {"_brand_id": brand.id, "_batch_id": brand.batch_id}
+        case "find_product_batch":
+            number = ok(
+                api.as_service().rpc(
+                    "get_product_batch", {"_brand_id": brand.id, "_batch_id": brand.batch_id}
+                )
+            )["batch_number"]
+            return {
+                "_brand_id": brand.id,
+                "_product_id": brand.product_id,
+                "_batch_number": number,
+            }
+        case "list_brand_batches":
+            return {"_brand_id": brand.id, "_limit": 5}
         case _:
             return {
                 "_brand_id": brand.id,
@@ -146,7 +195,7 @@ def test_authorization_matrix(
         assert_error(resp, 403, "42501", "Forbidden")
     else:
         assert resp.status == 200, resp.body
-    if status != 200 or rpc == "list_product_batches":
+    if status != 200 or rpc in READ_ONLY:
         assert after == before, "a refused or read-only call changed stored state"
     else:
         assert after != before, "a successful mutation changed nothing"
@@ -186,6 +235,9 @@ def test_forbidden_looks_the_same_for_existing_and_missing_brands(api: Any, worl
     for rpc, extra in (
         ("create_product", {"_name": "X"}),
         ("list_product_batches", {"_product_id": world.b.product_id}),
+        ("get_product_batch", {"_batch_id": world.b.batch_id}),
+        ("list_brand_batches", {}),
+        ("set_product_batch_status", {"_batch_id": world.b.batch_id, "_status": "closed"}),
     ):
         real = outsider.rpc(rpc, {"_brand_id": world.b.id, **extra})
         fake = outsider.rpc(rpc, {"_brand_id": new_id(), **extra})
@@ -318,6 +370,10 @@ def test_service_role_on_missing_brand_is_invalid_input(as_service: Any) -> None
         ("create_product", {"_name": "X"}),
         ("add_brand_member", {"_user_id": new_id(), "_role": "viewer"}),
         ("list_product_batches", {"_product_id": new_id()}),
+        ("get_product_batch", {"_batch_id": new_id()}),
+        ("list_brand_batches", {}),
+        ("list_product_batch_history", {"_batch_id": new_id()}),
+        ("set_product_batch_status", {"_batch_id": new_id(), "_status": "closed"}),
     ):
         resp = as_service.rpc(rpc, {"_brand_id": new_id(), **args})
         assert_error(resp, 400, "22023", "Invalid input")

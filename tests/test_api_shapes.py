@@ -49,7 +49,16 @@ SPEC_LIST_KEYS = {
     "updated_at",
 }
 SPEC_UPDATE_KEYS = {"id", "batch_number", "status", "quantity", "facility_ref", "updated_at"}
-BATCH_KEYS = SPEC_CREATE_KEYS | SPEC_LIST_KEYS | SPEC_UPDATE_KEYS | {"brand_id"}
+# list_product_batches rows: the spec's keys plus brand_id and product_id.
+LIST_KEYS = SPEC_CREATE_KEYS | SPEC_LIST_KEYS | SPEC_UPDATE_KEYS | {"brand_id"}
+# The batch object every other batch RPC returns: every field plus digital_link.
+BATCH_KEYS = LIST_KEYS | {
+    "status_reason",
+    "status_before_archive",
+    "created_by",
+    "updated_by",
+    "digital_link",
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +73,8 @@ def _utc(text: str) -> datetime:
     return parsed
 
 
-def _assert_batch(body: dict[str, Any]) -> None:
-    assert set(body) == BATCH_KEYS, sorted(body)
+def _assert_batch(body: dict[str, Any], keys: set[str] = BATCH_KEYS) -> None:
+    assert set(body) == keys, sorted(body)
     assert is_uuid(body["id"]) and is_uuid(body["product_id"]) and is_uuid(body["brand_id"])
     assert isinstance(body["batch_number"], str)
     assert body["status"] == "active"
@@ -74,6 +83,11 @@ def _assert_batch(body: dict[str, Any]) -> None:
     assert body["facility_ref"] is None or isinstance(body["facility_ref"], str)
     assert isinstance(body["attributes"], dict)
     assert _utc(body["created_at"]) <= _utc(body["updated_at"])
+    if keys is BATCH_KEYS:
+        assert body["status_reason"] is None and body["status_before_archive"] is None
+        for key in ("created_by", "updated_by"):
+            assert body[key] is None or is_uuid(body[key])
+        assert body["digital_link"] is None or body["digital_link"].startswith("/01/")
 
 
 def test_create_brand_shape(as_service: Any) -> None:
@@ -154,6 +168,8 @@ def test_create_batch_matches_spec_example(as_user: Any, brand: Brand) -> None:
         body["attributes"],
     ) == (number, "2026-01-15", 500, "FAC-EU-01", {})
     assert body["created_at"] == body["updated_at"]
+    assert body["created_by"] == body["updated_by"] == brand.members["editor"]
+    assert body["digital_link"] is None  # the product has no GTIN
 
 
 def test_create_batch_optional_fields_omitted(as_user: Any, brand: Brand) -> None:
@@ -247,8 +263,8 @@ def test_list_shape_and_types(as_user: Any, brand: Brand, as_service: Any) -> No
     assert isinstance(body, list) and len(body) == 1
     row = body[0]
     assert set(row) >= SPEC_LIST_KEYS
-    _assert_batch(row)
-    assert row == created
+    _assert_batch(row, LIST_KEYS)
+    assert row == {k: created[k] for k in LIST_KEYS}
 
 
 def test_list_of_product_without_batches_is_empty_array(

@@ -29,9 +29,38 @@ RPCS = {
         4,
     ),
     "list_product_batches": ("_brand_id uuid, _product_id uuid", "record", "s", 0),
-    "update_product_batch": ("_brand_id uuid, _batch_id uuid, _patch jsonb", "jsonb", "v", 0),
+    "update_product_batch": (
+        "_brand_id uuid, _batch_id uuid, _patch jsonb, "
+        "_expected_updated_at timestamp with time zone",
+        "jsonb",
+        "v",
+        1,
+    ),
+    "set_product_batch_status": (
+        "_brand_id uuid, _batch_id uuid, _status text, _reason text, "
+        "_expected_updated_at timestamp with time zone",
+        "jsonb",
+        "v",
+        2,
+    ),
+    "list_product_batch_history": ("_brand_id uuid, _batch_id uuid", "record", "s", 0),
+    "get_product_batch": ("_brand_id uuid, _batch_id uuid", "jsonb", "s", 0),
+    "find_product_batch": (
+        "_brand_id uuid, _product_id uuid, _batch_number text",
+        "jsonb",
+        "s",
+        0,
+    ),
+    "list_brand_batches": (
+        "_brand_id uuid, _status text, _produced_from date, _produced_to date, "
+        "_facility_ref text, _limit integer, _after text",
+        "record",
+        "s",
+        6,
+    ),
 }
-TABLES = {"brands", "brand_members", "products", "batches"}
+SETOF_RPCS = {"list_product_batches", "list_product_batch_history", "list_brand_batches"}
+TABLES = {"brands", "brand_members", "products", "batches", "batch_events"}
 # (table, policy, command, roles)
 POLICIES = {
     ("brands", "select_member", "SELECT", "{authenticated}"),
@@ -45,6 +74,8 @@ POLICIES = {
     ("brand_members", "insert_service", "INSERT", "{service_role}"),
     ("brand_members", "update_service", "UPDATE", "{service_role}"),
     ("brand_members", "delete_service", "DELETE", "{service_role}"),
+    ("batch_events", "select_member", "SELECT", "{authenticated}"),
+    ("batch_events", "select_service", "SELECT", "{service_role}"),
     *(
         (t, p, c, r)
         for t in ("products", "batches")
@@ -60,7 +91,9 @@ POLICIES = {
 }
 # Helpers anon may execute: they only read the caller's own claims.
 ANON_HELPERS = {"jwt_claims", "jwt_role", "current_user_id", "is_service", "require_caller"}
-DEFINERS = {"my_brand_ids", "my_brand_ids_with_role"}
+# SECURITY DEFINER functions and their volatility: the membership helpers (stable) and the
+# trigger that writes the audit trail (no API role may insert events itself).
+DEFINERS = {"my_brand_ids": "s", "my_brand_ids_with_role": "s", "tg_batches__record_event": "v"}
 # Privileges per (table, role): table-level, then column-level INSERT / UPDATE.
 TABLE_PRIVILEGES = {
     ("brands", "authenticated"): {"SELECT"},
@@ -96,9 +129,23 @@ TABLE_PRIVILEGES = {
             for p in ("INSERT", "UPDATE")
             for c in ("batch_number", "production_date", "quantity", "facility_ref", "attributes")
         }
-        | {"INSERT(brand_id)", "INSERT(product_id)"}
+        | {"INSERT(brand_id)", "INSERT(product_id)", "UPDATE(status)"}
         for r in API_ROLES[1:]
     },
+    # append-only, written by a trigger: read access only
+    **{("batch_events", r): {"SELECT"} for r in API_ROLES[1:]},
+}
+# Non-internal triggers per table.
+TRIGGERS = {
+    "brands": {"tg_brands__audit_columns"},
+    "brand_members": {"tg_brand_members__audit_columns"},
+    "products": {"tg_products__audit_columns"},
+    "batches": {
+        "tg_batches__audit_columns",
+        "tg_batches__lifecycle",
+        "tg_batches__record_event",
+    },
+    "batch_events": {"tg_batch_events__append_only"},
 }
 
 
@@ -112,7 +159,7 @@ def rows(conn: Any, query: str, *params: Any) -> list[tuple[Any, ...]]:
     return list(conn.execute(query, params).fetchall())
 
 
-def test_public_holds_exactly_the_seven_rpcs(catalog: Any) -> None:
+def test_public_holds_exactly_the_rpcs(catalog: Any) -> None:
     found = rows(
         catalog,
         """
@@ -126,18 +173,36 @@ def test_public_holds_exactly_the_seven_rpcs(catalog: Any) -> None:
     for name, args, returns, volatility, defaults, kind, definer, retset in found:
         assert (args, returns, volatility, defaults) == RPCS[name], name
         assert kind == "f" and not definer, name
-        assert retset == (name == "list_product_batches"), name
+        assert retset == (name in SETOF_RPCS), name
 
 
-def test_list_returns_a_table(catalog: Any) -> None:
-    [(result,)] = rows(
-        catalog, "select pg_get_function_result('public.list_product_batches'::regproc)"
-    )
-    assert result == (
-        "TABLE(id uuid, brand_id uuid, product_id uuid, batch_number text, "
-        "status text, production_date date, quantity integer, facility_ref text, "
-        "attributes jsonb, created_at text, updated_at text)"
-    )
+@pytest.mark.parametrize(
+    ("rpc", "columns"),
+    [
+        (
+            "list_product_batches",
+            "id uuid, brand_id uuid, product_id uuid, batch_number text, "
+            "status text, production_date date, quantity integer, facility_ref text, "
+            "attributes jsonb, created_at text, updated_at text",
+        ),
+        (
+            "list_brand_batches",
+            "id uuid, brand_id uuid, product_id uuid, batch_number text, "
+            "status text, status_reason text, status_before_archive text, "
+            "production_date date, quantity integer, facility_ref text, attributes jsonb, "
+            "created_at text, updated_at text, created_by uuid, updated_by uuid, "
+            "digital_link text, cursor text",
+        ),
+        (
+            "list_product_batch_history",
+            "id bigint, batch_id uuid, occurred_at text, action text, actor_id uuid, "
+            "actor_role text, changes jsonb, reason text",
+        ),
+    ],
+)
+def test_set_returning_rpcs_return_a_table(catalog: Any, rpc: str, columns: str) -> None:
+    [(result,)] = rows(catalog, "select pg_get_function_result(%s::regproc)", f"public.{rpc}")
+    assert result == f"TABLE({columns})"
 
 
 def test_every_rpc_is_plpgsql_and_documented(catalog: Any) -> None:
@@ -175,7 +240,9 @@ def test_every_function_pins_search_path(catalog: Any) -> None:
     assert offenders == []
 
 
-def test_security_definer_only_for_the_membership_helpers(catalog: Any) -> None:
+def test_security_definer_only_for_the_membership_helpers_and_audit_trigger(
+    catalog: Any,
+) -> None:
     found = rows(
         catalog,
         """
@@ -183,8 +250,22 @@ def test_security_definer_only_for_the_membership_helpers(catalog: Any) -> None:
         join pg_namespace n on n.oid = p.pronamespace
         where p.prosecdef and n.nspname in ('public', 'dpp', 'dpp_meta')""",
     )
-    assert {(name, schema) for name, schema, _ in found} == {(d, "dpp") for d in DEFINERS}
-    assert {v for *_, v in found} == {"s"}
+    assert {name: (schema, v) for name, schema, v in found} == {
+        d: ("dpp", v) for d, v in DEFINERS.items()
+    }
+
+
+def test_the_definer_trigger_function_is_callable_by_no_api_role(catalog: Any) -> None:
+    """It can only fire as a trigger: it returns trigger and no API role may execute it."""
+    [(rettype, *executable)] = rows(
+        catalog,
+        """
+        select p.prorettype::regtype::text, has_function_privilege('anon', p.oid, 'EXECUTE'),
+               has_function_privilege('authenticated', p.oid, 'EXECUTE'),
+               has_function_privilege('service_role', p.oid, 'EXECUTE')
+        from pg_proc p where p.oid = 'dpp.tg_batches__record_event'::regproc""",
+    )
+    assert (rettype, executable) == ("trigger", [False, False, False])
 
 
 def test_no_function_executable_by_public(catalog: Any) -> None:
@@ -332,7 +413,7 @@ def test_every_foreign_key_has_a_leading_index(catalog: Any) -> None:
         select con.conname, con.conrelid, con.conkey from pg_constraint con
         where con.contype = 'f' and con.connamespace = 'dpp'::regnamespace""",
     )
-    assert len(fks) == 3
+    assert len(fks) == 4
     for name, relid, conkey in fks:
         covered = rows(
             catalog,
@@ -349,16 +430,18 @@ def test_every_foreign_key_has_a_leading_index(catalog: Any) -> None:
         assert covered, f"foreign key {name} has no index led by its columns"
 
 
-def test_every_dpp_table_has_audit_trigger_and_brand_id(catalog: Any) -> None:
+def test_every_dpp_table_has_its_triggers_and_brand_id(catalog: Any) -> None:
+    assert set(TRIGGERS) == TABLES
     for table in TABLES:
         triggers = rows(
             catalog,
             """
             select t.tgname from pg_trigger t
-            where t.tgrelid = ('dpp.' || %s)::regclass and not t.tgisinternal""",
+            where t.tgrelid = ('dpp.' || %s)::regclass and not t.tgisinternal
+              and t.tgenabled = 'O'""",
             table,
         )
-        assert triggers == [(f"tg_{table}__audit_columns",)], table
+        assert {t for (t,) in triggers} == TRIGGERS[table], table
         key = "id" if table == "brands" else "brand_id"
         assert rows(
             catalog,
@@ -384,6 +467,8 @@ def test_every_field_rule_is_a_check_constraint(catalog: Any) -> None:
         for f in (
             "batch_number",
             "status",
+            "status_before_archive",
+            "status_reason",
             "production_date",
             "quantity",
             "facility_ref",

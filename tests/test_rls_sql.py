@@ -17,7 +17,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from _api_helpers import DPP_TABLES, World, fingerprint, make_world, new_id, stored
+from _api_helpers import (
+    DPP_TABLES,
+    Brand,
+    World,
+    fingerprint,
+    make_brand,
+    make_world,
+    new_id,
+    stored,
+)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +188,14 @@ INVARIANTS = [
     ("update dpp.batches set updated_by = %(me)s where brand_id = %(a)s", "42501"),
     ("update dpp.batches set created_at = now() where brand_id = %(a)s", "42501"),
     ("update dpp.batches set updated_at = now() where brand_id = %(a)s", "42501"),
-    ("update dpp.batches set status = 'active' where brand_id = %(a)s", "42501"),
+    ("update dpp.batches set status_reason = 'x' where brand_id = %(a)s", "42501"),
+    ("update dpp.batches set status_before_archive = 'active' where brand_id = %(a)s", "42501"),
+    # status is writable, but only along the lifecycle (trigger): the batch is active
+    ("update dpp.batches set status = 'destroyed' where brand_id = %(a)s", "42501"),  # admin+
+    ("update dpp.batches set status = 'bogus' where brand_id = %(a)s", "22023"),
+    ("update dpp.batches set status = null where brand_id = %(a)s", "22023"),
+    ("update dpp.batches set status = 'on_hold' where brand_id = %(a)s", "22023"),  # no reason
+    ("update dpp.batches set status = 'recalled' where brand_id = %(a)s", "42501"),  # admin+
     ("update dpp.batches set brand_id = %(b)s where brand_id = %(a)s", "42501"),
     ("update dpp.batches set product_id = %(bp)s where brand_id = %(a)s", "42501"),
     ("update dpp.products set brand_id = %(b)s where brand_id = %(a)s", "42501"),
@@ -240,6 +256,9 @@ def test_editor_cannot_break_an_invariant(
         ("admin", "update dpp.brand_members set role = 'owner' where role = 'viewer'", "42501"),
         ("admin", "update dpp.brand_members set role = 'viewer' where role = 'owner'", 0),
         ("admin", "delete from dpp.brand_members where role in ('owner', 'admin')", 0),
+        # the lifecycle trigger: active -> destroyed is no transition, whoever asks
+        ("admin", "update dpp.batches set status = 'destroyed' where brand_id = %(a)s", "22023"),
+        ("owner", "update dpp.batches set status = 'destroyed' where brand_id = %(a)s", "22023"),
     ],
     ids=lambda v: str(v)[:50],
 )
@@ -327,3 +346,84 @@ def test_service_role_policies_work_without_bypassrls(db_dsn: str, world: World)
         assert updated == 1
         conn.rollback()
     assert stored(db_dsn, "select count(*) from pg_roles where rolname = %s", role) == [(0,)]
+
+
+# -- the lifecycle in plain SQL ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recalled(api: Any) -> Brand:
+    """A brand of its own whose batch the owner has recalled (through the API)."""
+    brand = make_brand(api, "R")
+    resp = api.as_user(brand.members["owner"]).rpc(
+        "set_product_batch_status",
+        {
+            "_brand_id": brand.id,
+            "_batch_id": brand.batch_id,
+            "_status": "recalled",
+            "_reason": "Contamination",
+        },
+    )
+    assert resp.status == 200, resp.body
+    return brand
+
+
+@pytest.mark.parametrize("role", ["editor", "owner"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "update dpp.batches set quantity = 9 where id = %(batch)s",
+        "update dpp.batches set attributes = '{\"x\": 1}' where id = %(batch)s",
+        "update dpp.batches set batch_number = 'NEW-1' where id = %(batch)s",
+        "update dpp.batches set facility_ref = facility_ref where id = %(batch)s",  # no-op too
+        # a restore-like move plus a metadata change in one statement
+        "update dpp.batches set status = 'archived', quantity = 3 where id = %(batch)s",
+        "update dpp.batches set status = null, quantity = 3 where id = %(batch)s",
+    ],
+)
+def test_frozen_metadata_holds_for_plain_sql(
+    authenticator_dsn: str, db_dsn: str, recalled: Brand, role: str, statement: str
+) -> None:
+    before = fingerprint(db_dsn, recalled.id)
+    claims = _claims(recalled.members[role])
+    assert (
+        attempt(authenticator_dsn, "authenticated", claims, statement, {"batch": recalled.batch_id})  # type: ignore[arg-type]
+        == "22023"
+    )
+    assert fingerprint(db_dsn, recalled.id) == before
+
+
+def test_frozen_metadata_holds_for_the_table_owner(db_dsn: str, recalled: Brand) -> None:
+    """The rule is the table's: a superuser session without claims meets it too."""
+    with psycopg.connect(db_dsn) as conn:
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute("update dpp.batches set quantity = 1 where id = %s", (recalled.batch_id,))
+        assert caught.value.sqlstate == "22023"
+        conn.rollback()
+
+
+def test_plain_sql_status_change_follows_the_lifecycle(
+    authenticator_dsn: str, world: World
+) -> None:
+    """An admin may recall by plain SQL when the reason is set (dpp.reason); the trigger keeps
+    status_reason and appends the event. Rolled back."""
+    admin = world.a.members["admin"]
+    with sql_session(authenticator_dsn, "authenticated", _claims(admin)) as conn:
+        conn.execute("select set_config('dpp.reason', 'Customer complaint', true)")
+        row = conn.execute(
+            "update dpp.batches set status = 'recalled' where id = %s "
+            "returning status, status_reason",
+            (world.a.batch_id,),
+        ).fetchone()
+        assert row == ("recalled", "Customer complaint")
+        event = conn.execute(
+            "select action, actor_id::text, changes, reason from dpp.batch_events "
+            "where batch_id = %s order by id desc limit 1",
+            (world.a.batch_id,),
+        ).fetchone()
+        assert event == (
+            "status",
+            admin,
+            {"status": ["active", "recalled"]},
+            "Customer complaint",
+        )

@@ -75,7 +75,16 @@ def test_audit_reports_lost_extra_stale_moved_and_duplicate_rows(
     hot = next(b for b, acks in led.hot.items() if acks)
     listed = next(iter(led.seen))[2]
     tamperings = {
-        "lost": (["delete from dpp.batches where id = %(id)s"], created, "(lost)"),
+        # Batches with history cannot be deleted (batch_events references them);
+        # replica mode skips that FK so the tampering can simulate a lost row.
+        "lost": (
+            [
+                "set local session_replication_role = replica",
+                "delete from dpp.batches where id = %(id)s",
+            ],
+            created,
+            "(lost)",
+        ),
         "extra": (
             [
                 "insert into dpp.batches (brand_id, product_id, batch_number)"

@@ -1,8 +1,10 @@
 -- Table privileges and row-level security policies for the dpp tables.
 --
 -- Privileges name their columns for INSERT and UPDATE, so ids, brand_id,
--- product_id, status and the audit columns cannot be written by plain SQL
--- either. Nobody may DELETE brands, products or batches.
+-- product_id and the audit columns cannot be written by plain SQL either.
+-- A batch's status may be updated (never inserted): the lifecycle trigger
+-- (75_batch_lifecycle.sql) checks every change of it. Nobody may DELETE
+-- brands, products or batches; batch_events is read-only for everyone.
 --
 -- One policy per table x command x role. Users (authenticated) see the rows
 -- of their brands; editors and above write products and batches; owners and
@@ -154,7 +156,7 @@ grant insert (
     brand_id, product_id, batch_number, production_date, quantity, facility_ref, attributes
 ) on dpp.batches to authenticated, service_role;
 grant update (
-    batch_number, production_date, quantity, facility_ref, attributes
+    batch_number, status, production_date, quantity, facility_ref, attributes
 ) on dpp.batches to authenticated, service_role;
 
 drop policy if exists select_member on dpp.batches;
@@ -188,3 +190,19 @@ create policy update_service on dpp.batches
 for update to service_role
 using (true)
 with check (true);
+
+-- batch_events ------------------------------------------------------------------
+-- Written only by the trigger dpp.tg_batches__record_event (it runs as the
+-- owner); members of a brand (any role) read its history.
+revoke all on dpp.batch_events from public, anon, authenticated, service_role;
+grant select on dpp.batch_events to authenticated, service_role;
+
+drop policy if exists select_member on dpp.batch_events;
+create policy select_member on dpp.batch_events
+for select to authenticated
+using (brand_id in (select dpp.my_brand_ids()));
+
+drop policy if exists select_service on dpp.batch_events;
+create policy select_service on dpp.batch_events
+for select to service_role
+using (true);

@@ -97,6 +97,78 @@ The answer is the same whether the product exists elsewhere or not.$$;
 revoke execute on function dpp.require_product(uuid, uuid) from public;
 grant execute on function dpp.require_product(uuid, uuid) to authenticated, service_role;
 
+create or replace function dpp.require_batch(_brand_id uuid, _batch_id uuid)
+returns dpp.batches
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+    v_batch dpp.batches;
+begin
+    select b.* into v_batch
+    from dpp.batches as b
+    where b.brand_id = _brand_id and b.id = _batch_id;
+    if v_batch.id is null then
+        perform dpp.raise_invalid(
+            'batch not found in this brand',
+            '_batch_id: no batch with this id belongs to the brand',
+            'Check _brand_id and _batch_id.'
+        );
+    end if;
+    return v_batch;
+end;
+$$;
+comment on function dpp.require_batch(uuid, uuid) is
+$$The batch, or 22023 "batch not found in this brand" unless it belongs to the brand.
+The answer is the same whether the batch exists elsewhere or not.$$;
+revoke execute on function dpp.require_batch(uuid, uuid) from public;
+grant execute on function dpp.require_batch(uuid, uuid) to authenticated, service_role;
+
+-- Conflict-safe writes: lock the batch row for the rest of the transaction,
+-- then compare its updated_at with the one the caller last saw. Under READ
+-- COMMITTED a second writer waits for the lock and then sees the new
+-- updated_at, so of two writers with the same expectation exactly one wins.
+create or replace function dpp.lock_batch(
+    _brand_id uuid, _batch_id uuid, _expected_updated_at timestamptz
+) returns dpp.batches
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+    v_batch dpp.batches;
+begin
+    select b.* into v_batch
+    from dpp.batches as b
+    where b.brand_id = _brand_id and b.id = _batch_id
+    for no key update;
+    if v_batch.id is null then
+        perform dpp.raise_invalid(
+            'batch not found in this brand',
+            '_batch_id: no batch with this id belongs to the brand',
+            'Check _brand_id and _batch_id.'
+        );
+    end if;
+    if _expected_updated_at is not null and v_batch.updated_at <> _expected_updated_at then
+        raise exception using
+            errcode = 'PT409',
+            message = 'Conflict: the batch was changed after the updated_at you sent',
+            -- coalesce: rfc3339 of +/-infinity is NULL, and a NULL detail cannot be raised
+            detail = '_expected_updated_at: is '
+            || coalesce(dpp.rfc3339(_expected_updated_at), _expected_updated_at::text)
+            || ', the batch''s updated_at is now ' || dpp.rfc3339(v_batch.updated_at),
+            hint = 'Read the batch again (get_product_batch), then retry with its updated_at.';
+    end if;
+    return v_batch;
+end;
+$$;
+comment on function dpp.lock_batch(uuid, uuid, timestamptz) is
+$$Lock a batch of the brand for update and return it: 22023 when it is not in the brand,
+PT409 (HTTP 409, "Conflict") when _expected_updated_at is given and differs.$$;
+revoke execute on function dpp.lock_batch(uuid, uuid, timestamptz) from public;
+grant execute on function dpp.lock_batch(uuid, uuid, timestamptz) to authenticated, service_role;
+
 -- Serialises membership changes of one brand for the rest of the transaction,
 -- so the role and last-owner checks cannot race.
 create or replace function dpp.lock_brand_members(_brand_id uuid) returns void

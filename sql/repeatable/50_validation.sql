@@ -249,11 +249,12 @@ NULL stays NULL.$$;
 revoke execute on function dpp.normalize_gtin(text, text) from public;
 grant execute on function dpp.normalize_gtin(text, text) to authenticated, service_role;
 
--- The JSON a batch RPC returns: the spec's keys plus brand_id, attributes and
--- updated_at. Timestamps are RFC 3339 UTC text, dates YYYY-MM-DD.
+-- The JSON a batch RPC returns: every field of the batch plus its GS1 Digital
+-- Link path (NULL when the product has no GTIN). Timestamps are RFC 3339 UTC
+-- text, dates YYYY-MM-DD. STABLE: it reads the product's GTIN (as the caller).
 create or replace function dpp.batch_json(_batch dpp.batches) returns jsonb
 language sql
-immutable
+stable
 set search_path = ''
 as $$
     select pg_catalog.jsonb_build_object(
@@ -262,15 +263,26 @@ as $$
         'product_id', (_batch).product_id,
         'batch_number', (_batch).batch_number,
         'status', (_batch).status,
+        'status_reason', (_batch).status_reason,
+        'status_before_archive', (_batch).status_before_archive,
         'production_date', (_batch).production_date,
         'quantity', (_batch).quantity,
         'facility_ref', (_batch).facility_ref,
         'attributes', (_batch).attributes,
         'created_at', dpp.rfc3339((_batch).created_at),
-        'updated_at', dpp.rfc3339((_batch).updated_at)
+        'updated_at', dpp.rfc3339((_batch).updated_at),
+        'created_by', (_batch).created_by,
+        'updated_by', (_batch).updated_by,
+        'digital_link', dpp.digital_link(
+            (
+                select p.gtin from dpp.products as p
+                where p.brand_id = (_batch).brand_id and p.id = (_batch).product_id
+            ),
+            (_batch).batch_number
+        )
     )
 $$;
 comment on function dpp.batch_json(dpp.batches) is
-'A batch as returned by create_product_batch / update_product_batch.';
+'A batch as the batch RPCs return it: every field plus digital_link.';
 revoke execute on function dpp.batch_json(dpp.batches) from public;
 grant execute on function dpp.batch_json(dpp.batches) to authenticated, service_role;

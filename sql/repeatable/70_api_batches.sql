@@ -1,6 +1,7 @@
 -- The Batches RPCs (spec/batches-api.txt, CONTRACT §4). SECURITY INVOKER,
 -- search_path pinned; identity (PT401) -> brand access (42501) -> input (22023).
--- A duplicate batch_number within the product is 23505 (HTTP 409).
+-- A duplicate batch_number within the product is 23505 (HTTP 409); a stale
+-- _expected_updated_at is PT409 (HTTP 409, "Conflict").
 
 create or replace function public.create_product_batch(
     _brand_id uuid,
@@ -71,8 +72,8 @@ _quantity: optional integer greater than 0.
 _facility_ref: optional facility reference: 1-128 characters, no control characters,
   no leading or trailing whitespace.
 _attributes: optional JSON object, at most 64 KiB as text; omitted or null means {}.
-Returns the batch: {id, brand_id, product_id, batch_number, status, production_date, quantity,
-facility_ref, attributes, created_at, updated_at}; status is "active".$doc$;
+Returns the batch as get_product_batch does (every field plus digital_link); status is
+"active".$doc$;
 revoke execute on function public.create_product_batch(uuid, uuid, text, date, integer, text, jsonb)
 from public;
 grant execute on function public.create_product_batch(uuid, uuid, text, date, integer, text, jsonb)
@@ -133,8 +134,12 @@ revoke execute on function public.list_product_batches(uuid, uuid) from public;
 grant execute on function public.list_product_batches(uuid, uuid)
 to anon, authenticated, service_role;
 
+-- _expected_updated_at was added after the first release of this RPC: drop the
+-- old signature so that no overload remains (PostgREST could not choose).
+drop function if exists public.update_product_batch(uuid, uuid, jsonb);
+
 create or replace function public.update_product_batch(
-    _brand_id uuid, _batch_id uuid, _patch jsonb
+    _brand_id uuid, _batch_id uuid, _patch jsonb, _expected_updated_at timestamptz default null
 ) returns jsonb
 language plpgsql
 volatile
@@ -252,6 +257,19 @@ begin
         perform dpp.check_attributes(v_attributes, '_patch.attributes');
     end if;
 
+    v_batch := dpp.lock_batch(_brand_id, _batch_id, _expected_updated_at);
+    if v_batch.status in ('recalled', 'destroyed', 'archived') then
+        perform dpp.raise_invalid(
+            'the batch is ' || v_batch.status || '; its metadata is frozen',
+            '_batch_id: the metadata of a recalled, destroyed or archived batch cannot change',
+            case
+                when v_batch.status = 'archived'
+                    then 'Restore the batch with set_product_batch_status first.'
+                else 'Record corrections in a new batch.'
+            end
+        );
+    end if;
+
     begin
         update dpp.batches as b
         set
@@ -283,18 +301,11 @@ begin
                 'the batch breaks a table rule', 'constraint ' || coalesce(v_constraint, '?')
             );
     end;
-    if v_batch.id is null then
-        perform dpp.raise_invalid(
-            'batch not found in this brand',
-            '_batch_id: no batch with this id belongs to the brand',
-            'Check _brand_id and _batch_id.'
-        );
-    end if;
 
     return dpp.batch_json(v_batch);
 end;
 $$;
-comment on function public.update_product_batch(uuid, uuid, jsonb) is
+comment on function public.update_product_batch(uuid, uuid, jsonb, timestamptz) is
 $doc$Update a batch's metadata with a JSON merge patch.
 
 Needs the editor role or higher in the brand, or the service role.
@@ -304,7 +315,10 @@ _patch: JSON object of the fields to change: at least one of batch_number, produ
   quantity, facility_ref, attributes (rules as in create_product_batch); any other key is
   invalid. null clears production_date, quantity or facility_ref; batch_number and attributes
   cannot be null; attributes replaces the whole object.
-Returns the whole batch, as create_product_batch does; updated_at always moves forward.$doc$;
-revoke execute on function public.update_product_batch(uuid, uuid, jsonb) from public;
-grant execute on function public.update_product_batch(uuid, uuid, jsonb)
+_expected_updated_at: optional; the updated_at the caller last saw. When given and the batch
+  has changed since, nothing is written and the call fails with 409 (PT409, "Conflict").
+A recalled, destroyed or archived batch cannot be updated (invalid input).
+Returns the whole batch, as get_product_batch does; updated_at always moves forward.$doc$;
+revoke execute on function public.update_product_batch(uuid, uuid, jsonb, timestamptz) from public;
+grant execute on function public.update_product_batch(uuid, uuid, jsonb, timestamptz)
 to anon, authenticated, service_role;

@@ -107,8 +107,8 @@ def _dbname(dsn: str) -> str:
 
 def _tell(story: _Story, api: PostgrestClient) -> int:
     service = api.as_service()
-    editor_id, viewer_id = uuid.uuid4(), uuid.uuid4()
-    editor, viewer = api.as_user(editor_id), api.as_user(viewer_id)
+    owner_id, editor_id, viewer_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    owner, editor, viewer = api.as_user(owner_id), api.as_user(editor_id), api.as_user(viewer_id)
     expected: list[tuple[Response, int]] = []
 
     def expect(response: Response, status: int) -> Response:
@@ -129,7 +129,7 @@ def _tell(story: _Story, api: PostgrestClient) -> int:
         200,
     )
     product_id = product.body["id"]
-    for user_id, role in ((editor_id, "editor"), (viewer_id, "viewer")):
+    for user_id, role in ((owner_id, "owner"), (editor_id, "editor"), (viewer_id, "viewer")):
         expect(
             story.call(
                 "service_role",
@@ -190,12 +190,44 @@ def _tell(story: _Story, api: PostgrestClient) -> int:
         ),
         400,
     )
+    _recall(story, owner, f"owner {owner_id}", brand_id, created.body["id"], expect)
     wrong = [(r.status, want) for r, want in expected if r.status != want]
     if wrong:
         story.say(f"\ndemo FAILED: unexpected statuses (got, wanted): {wrong}")
         return 1
     story.say(f"\ndemo finished: {len(expected)} calls, every status as expected")
     return 0
+
+
+def _recall(
+    story: _Story,
+    owner: Caller,
+    who: str,
+    brand_id: str,
+    batch_id: str,
+    expect: Callable[[Response, int], Response],
+) -> None:
+    """The lifecycle: hold the batch, recall it with a reason, then read its history."""
+    batch = {"_brand_id": brand_id, "_batch_id": batch_id}
+    expect(
+        story.call(
+            who,
+            owner,
+            "set_product_batch_status",
+            {**batch, "_status": "on_hold", "_reason": "Customer reports of seam failures"},
+        ),
+        200,
+    )
+    expect(
+        story.call(
+            who,
+            owner,
+            "set_product_batch_status",
+            {**batch, "_status": "recalled", "_reason": "Seam tape defect confirmed by QA"},
+        ),
+        200,
+    )
+    expect(story.call(who, owner, "list_product_batch_history", batch), 200)
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
