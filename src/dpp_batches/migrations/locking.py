@@ -35,10 +35,15 @@ class LockKey:
 def wait_for(
     attempt: Callable[[], bool], *, lock_wait: float, holder: Callable[[], str], what: str
 ) -> float:
-    """Call ``attempt`` until it returns True; seconds waited. Jittered exponential backoff."""
+    """Call ``attempt`` until it returns True; seconds waited. Jittered exponential backoff.
+
+    A first attempt that succeeds waited 0 s, however long the round trip took.
+    """
     start = time.monotonic()
+    if attempt():
+        return 0.0
     delay = 0.05
-    while not attempt():
+    while True:
         remaining = start + lock_wait - time.monotonic()
         if remaining <= 0:
             raise LockTimeoutError(
@@ -47,7 +52,8 @@ def wait_for(
             )
         time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
         delay = min(1.0, delay * 2)
-    return time.monotonic() - start
+        if attempt():
+            return time.monotonic() - start
 
 
 def holder(conn: Connection, key: LockKey) -> str:
