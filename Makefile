@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test lint schema soak fuzz clean
+.PHONY: help venv demo test lint schema soak fuzz bench bench-quick clean
 
 help:
 	@echo "make demo   - embedded PostgreSQL, migrate, run the Batches API story"
@@ -13,6 +13,7 @@ help:
 	@echo "make schema - regenerate sql/schema.sql from a freshly migrated database"
 	@echo "make soak   - concurrent load with invariant checks (SOAK_CLIENTS, SOAK_SECONDS)"
 	@echo "make fuzz   - property-based fuzzing of every RPC, >= 10,000 examples"
+	@echo "make bench  - the API against raw SQL, side by side (bench-quick: under 2 minutes)"
 
 venv: $(STAMP)
 
@@ -45,6 +46,12 @@ soak: $(STAMP)
 
 fuzz: $(STAMP)
 	DPP_FUZZ_PROFILE=fuzz $(BIN)/pytest tests/test_fuzz.py -q -s
+
+bench: $(STAMP)
+	$(BIN)/python -m dpp_batches.bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m dpp_batches.bench --quick
 
 clean:
 	rm -rf $(VENV) .dpp-embedded .pytest_cache .mypy_cache .ruff_cache
