@@ -138,8 +138,12 @@ CREATE FUNCTION dpp.batch_json(_batch dpp.batches) RETURNS jsonb
         'quantity', (_batch).quantity,
         'facility_ref', (_batch).facility_ref,
         'attributes', (_batch).attributes,
-        'created_at', dpp.rfc3339((_batch).created_at),
-        'updated_at', dpp.rfc3339((_batch).updated_at),
+        'created_at', pg_catalog.to_char(
+            pg_catalog.timezone('UTC', (_batch).created_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+        ),
+        'updated_at', pg_catalog.to_char(
+            pg_catalog.timezone('UTC', (_batch).updated_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+        ),
         'created_by', (_batch).created_by,
         'updated_by', (_batch).updated_by,
         'digital_link', dpp.digital_link(
@@ -477,16 +481,20 @@ COMMENT ON FUNCTION dpp.code_point(_char text) IS 'The Unicode code point of a c
 --
 
 CREATE FUNCTION dpp.current_user_id() RETURNS uuid
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $_$
-    select
-        case
-            when c.sub ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                then c.sub::uuid
-        end
-    from (select dpp.jwt_claims() ->> 'sub' as sub) as c
-    where dpp.jwt_role() = 'authenticated'
+declare
+    v_sub text := dpp.jwt_claims() ->> 'sub';
+begin
+    if dpp.jwt_role() is distinct from 'authenticated' then
+        return null;
+    end if;
+    if v_sub ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+        return v_sub::uuid;
+    end if;
+    return null;
+end;
 $_$;
 
 
@@ -523,10 +531,12 @@ NULL when either argument is NULL (a product without GTIN has no link).';
 --
 
 CREATE FUNCTION dpp.is_service() RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-    select coalesce(dpp.jwt_role() = 'service_role', false)
+begin
+    return coalesce(dpp.jwt_role() = 'service_role', false);
+end;
 $$;
 
 
@@ -578,18 +588,25 @@ COMMENT ON FUNCTION dpp.jwt_claims() IS 'The request''s JWT claims as a jsonb ob
 --
 
 CREATE FUNCTION dpp.jwt_role() RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-    -- CASE, not AND: the exp cast must run only on a JSON number.
-    select
-        case
-            when c.claims -> 'exp' is null then c.claims ->> 'role'
-            when pg_catalog.jsonb_typeof(c.claims -> 'exp') <> 'number' then null
-            when (c.claims -> 'exp')::numeric > extract(epoch from pg_catalog.now())
-                then c.claims ->> 'role'
-        end
-    from (select dpp.jwt_claims() as claims) as c
+declare
+    v_claims jsonb := dpp.jwt_claims();
+    v_exp jsonb := v_claims -> 'exp';
+begin
+    -- exp, when present, must be a JSON number in the future. Separate IFs:
+    -- the cast must run only on a number.
+    if v_exp is not null then
+        if pg_catalog.jsonb_typeof(v_exp) <> 'number' then
+            return null;
+        end if;
+        if v_exp::numeric <= extract(epoch from pg_catalog.now()) then
+            return null;
+        end if;
+    end if;
+    return v_claims ->> 'role';
+end;
 $$;
 
 
@@ -671,12 +688,15 @@ COMMENT ON FUNCTION dpp.lock_brand_members(_brand_id uuid) IS 'Take a transactio
 --
 
 CREATE FUNCTION dpp.my_brand_ids() RETURNS SETOF uuid
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
+begin
+    return query
     select m.brand_id
     from dpp.brand_members as m
-    where m.user_id = (select dpp.current_user_id())
+    where m.user_id = (select dpp.current_user_id());
+end;
 $$;
 
 
@@ -692,14 +712,24 @@ COMMENT ON FUNCTION dpp.my_brand_ids() IS 'Ids of the brands the authenticated c
 --
 
 CREATE FUNCTION dpp.my_brand_ids_with_role(_min_role text) RETURNS SETOF uuid
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+    -- The roles at or above _min_role, computed once (not a rank call per row).
+    v_roles text[] := case _min_role
+        when 'viewer' then array['viewer', 'editor', 'admin', 'owner']
+        when 'editor' then array['editor', 'admin', 'owner']
+        when 'admin' then array['admin', 'owner']
+        when 'owner' then array['owner']
+        else array[]::text[]
+    end;
+begin
+    return query
     select m.brand_id
     from dpp.brand_members as m
-    where
-        m.user_id = (select dpp.current_user_id())
-        and dpp.brand_role_rank(m.role) >= dpp.brand_role_rank(_min_role)
+    where m.user_id = (select dpp.current_user_id()) and m.role = any(v_roles);
+end;
 $$;
 
 
@@ -1825,8 +1855,14 @@ begin
         b.quantity,
         b.facility_ref,
         b.attributes,
-        dpp.rfc3339(b.created_at),
-        dpp.rfc3339(b.updated_at)
+        -- dpp.rfc3339 written out: a function with SET search_path is never
+        -- inlined, and two calls per row cost more than the scan.
+        pg_catalog.to_char(
+            pg_catalog.timezone('UTC', b.created_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+        ),
+        pg_catalog.to_char(
+            pg_catalog.timezone('UTC', b.updated_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+        )
     from dpp.batches as b
     where b.brand_id = _brand_id and b.product_id = _product_id
     order by b.created_at desc, b.id desc;

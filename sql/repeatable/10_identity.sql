@@ -32,20 +32,31 @@ comment on function dpp.jwt_claims() is
 revoke execute on function dpp.jwt_claims() from public;
 grant execute on function dpp.jwt_claims() to anon, authenticated, service_role;
 
+-- plpgsql, not SQL: an SQL function with SET search_path is never inlined and
+-- is planned again on every call (and the former SQL body evaluated
+-- jwt_claims() once per reference, up to 6 times); plpgsql keeps its plans and
+-- each helper below parses the claims once.
 create or replace function dpp.jwt_role() returns text
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-    -- CASE, not AND: the exp cast must run only on a JSON number.
-    select
-        case
-            when c.claims -> 'exp' is null then c.claims ->> 'role'
-            when pg_catalog.jsonb_typeof(c.claims -> 'exp') <> 'number' then null
-            when (c.claims -> 'exp')::numeric > extract(epoch from pg_catalog.now())
-                then c.claims ->> 'role'
-        end
-    from (select dpp.jwt_claims() as claims) as c
+declare
+    v_claims jsonb := dpp.jwt_claims();
+    v_exp jsonb := v_claims -> 'exp';
+begin
+    -- exp, when present, must be a JSON number in the future. Separate IFs:
+    -- the cast must run only on a number.
+    if v_exp is not null then
+        if pg_catalog.jsonb_typeof(v_exp) <> 'number' then
+            return null;
+        end if;
+        if v_exp::numeric <= extract(epoch from pg_catalog.now()) then
+            return null;
+        end if;
+    end if;
+    return v_claims ->> 'role';
+end;
 $$;
 comment on function dpp.jwt_role() is
 'The claims'' role when the claims parse and exp is absent or in the future; else NULL.';
@@ -53,17 +64,21 @@ revoke execute on function dpp.jwt_role() from public;
 grant execute on function dpp.jwt_role() to anon, authenticated, service_role;
 
 create or replace function dpp.current_user_id() returns uuid
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-    select
-        case
-            when c.sub ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                then c.sub::uuid
-        end
-    from (select dpp.jwt_claims() ->> 'sub' as sub) as c
-    where dpp.jwt_role() = 'authenticated'
+declare
+    v_sub text := dpp.jwt_claims() ->> 'sub';
+begin
+    if dpp.jwt_role() is distinct from 'authenticated' then
+        return null;
+    end if;
+    if v_sub ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+        return v_sub::uuid;
+    end if;
+    return null;
+end;
 $$;
 comment on function dpp.current_user_id() is
 $$The authenticated user's id (claims sub), or NULL.
@@ -72,11 +87,13 @@ revoke execute on function dpp.current_user_id() from public;
 grant execute on function dpp.current_user_id() to anon, authenticated, service_role;
 
 create or replace function dpp.is_service() returns boolean
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-    select coalesce(dpp.jwt_role() = 'service_role', false)
+begin
+    return coalesce(dpp.jwt_role() = 'service_role', false);
+end;
 $$;
 comment on function dpp.is_service() is
 'True when the claims carry role service_role (platform admin) and exp is absent or in the future.';

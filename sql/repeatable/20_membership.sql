@@ -24,15 +24,20 @@ comment on function dpp.brand_role_rank(text) is
 revoke execute on function dpp.brand_role_rank(text) from public;
 grant execute on function dpp.brand_role_rank(text) to authenticated, service_role;
 
+-- plpgsql, not SQL: a SECURITY DEFINER SQL function is never inlined and is
+-- planned again on every call; plpgsql keeps its plan for the session.
 create or replace function dpp.my_brand_ids() returns setof uuid
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
+begin
+    return query
     select m.brand_id
     from dpp.brand_members as m
-    where m.user_id = (select dpp.current_user_id())
+    where m.user_id = (select dpp.current_user_id());
+end;
 $$;
 comment on function dpp.my_brand_ids() is
 'Ids of the brands the authenticated caller is a member of (any role). Empty for everyone else.';
@@ -40,16 +45,26 @@ revoke execute on function dpp.my_brand_ids() from public;
 grant execute on function dpp.my_brand_ids() to authenticated, service_role;
 
 create or replace function dpp.my_brand_ids_with_role(_min_role text) returns setof uuid
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
+declare
+    -- The roles at or above _min_role, computed once (not a rank call per row).
+    v_roles text[] := case _min_role
+        when 'viewer' then array['viewer', 'editor', 'admin', 'owner']
+        when 'editor' then array['editor', 'admin', 'owner']
+        when 'admin' then array['admin', 'owner']
+        when 'owner' then array['owner']
+        else array[]::text[]
+    end;
+begin
+    return query
     select m.brand_id
     from dpp.brand_members as m
-    where
-        m.user_id = (select dpp.current_user_id())
-        and dpp.brand_role_rank(m.role) >= dpp.brand_role_rank(_min_role)
+    where m.user_id = (select dpp.current_user_id()) and m.role = any(v_roles);
+end;
 $$;
 comment on function dpp.my_brand_ids_with_role(text) is
 'Ids of the brands where the authenticated caller holds _min_role or a higher role.';

@@ -269,8 +269,12 @@ as $$
         'quantity', (_batch).quantity,
         'facility_ref', (_batch).facility_ref,
         'attributes', (_batch).attributes,
-        'created_at', dpp.rfc3339((_batch).created_at),
-        'updated_at', dpp.rfc3339((_batch).updated_at),
+        'created_at', pg_catalog.to_char(
+            pg_catalog.timezone('UTC', (_batch).created_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+        ),
+        'updated_at', pg_catalog.to_char(
+            pg_catalog.timezone('UTC', (_batch).updated_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+        ),
         'created_by', (_batch).created_by,
         'updated_by', (_batch).updated_by,
         'digital_link', dpp.digital_link(

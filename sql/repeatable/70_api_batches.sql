@@ -114,8 +114,14 @@ begin
         b.quantity,
         b.facility_ref,
         b.attributes,
-        dpp.rfc3339(b.created_at),
-        dpp.rfc3339(b.updated_at)
+        -- dpp.rfc3339 written out: a function with SET search_path is never
+        -- inlined, and two calls per row cost more than the scan.
+        pg_catalog.to_char(
+            pg_catalog.timezone('UTC', b.created_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+        ),
+        pg_catalog.to_char(
+            pg_catalog.timezone('UTC', b.updated_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+        )
     from dpp.batches as b
     where b.brand_id = _brand_id and b.product_id = _product_id
     order by b.created_at desc, b.id desc;
