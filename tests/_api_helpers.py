@@ -125,3 +125,27 @@ def gtin_check_digit(data: str) -> str:
     """GS1 mod-10 check digit for the data digits of a GTIN (independent of the SQL)."""
     total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(data)))
     return str((10 - total % 10) % 10)
+
+
+# The keys the spec shows for a created batch and for a listed row.
+SPEC_CREATE_KEYS = {
+    "id",
+    "product_id",
+    "batch_number",
+    "status",
+    "production_date",
+    "quantity",
+    "facility_ref",
+    "created_at",
+}
+SPEC_LIST_KEYS = {
+    "id",
+    "batch_number",
+    "status",
+    "production_date",
+    "quantity",
+    "facility_ref",
+    "attributes",
+    "created_at",
+    "updated_at",
+}

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 
+from _api_helpers import SPEC_CREATE_KEYS, SPEC_LIST_KEYS
 from _fuzz_oracle import (
     FROZEN,
     ROLES,
@@ -22,27 +23,6 @@ from _fuzz_oracle import (
     stored_batch,
 )
 
-SPEC_BATCH_KEYS = {
-    "id",
-    "product_id",
-    "batch_number",
-    "status",
-    "production_date",
-    "quantity",
-    "facility_ref",
-    "created_at",
-}
-SPEC_LIST_KEYS = {
-    "id",
-    "batch_number",
-    "status",
-    "production_date",
-    "quantity",
-    "facility_ref",
-    "attributes",
-    "created_at",
-    "updated_at",
-}
 PATCH_KEYS = ("batch_number", "production_date", "quantity", "facility_ref", "attributes")
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)")
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -258,7 +238,7 @@ def _sent_json(value: Any) -> Any:
 def _create_product_batch(
     conn: Conn, kind: str, args: dict[str, Any], before: Before, body: Any
 ) -> None:
-    assert body.keys() >= SPEC_BATCH_KEYS, body
+    assert body.keys() >= SPEC_CREATE_KEYS, body
     check_batch_fields(body)
     assert same_uuid(body["brand_id"], args["_brand_id"]), body
     assert same_uuid(body["product_id"], args["_product_id"]), body
@@ -289,7 +269,7 @@ def _create_product_batch(
 def _update_product_batch(
     conn: Conn, kind: str, args: dict[str, Any], before: Before, body: Any
 ) -> None:
-    assert body.keys() >= SPEC_BATCH_KEYS and "updated_at" in body, body
+    assert body.keys() >= SPEC_CREATE_KEYS and "updated_at" in body, body
     check_batch_fields(body)
     assert same_uuid(body["brand_id"], args["_brand_id"]), body
     assert same_uuid(body["id"], args["_batch_id"]), body

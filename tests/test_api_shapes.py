@@ -15,6 +15,8 @@ from psycopg.conninfo import make_conninfo
 from _api_helpers import (
     ISO_DATE,
     RFC3339_UTC,
+    SPEC_CREATE_KEYS,
+    SPEC_LIST_KEYS,
     Brand,
     assert_invalid,
     batch_no,
@@ -27,27 +29,6 @@ from _api_helpers import (
 from dpp_batches.postgrest import PostgrestClient
 
 # The keys the spec shows, and the extras this package adds (documented in the README).
-SPEC_CREATE_KEYS = {
-    "id",
-    "product_id",
-    "batch_number",
-    "status",
-    "production_date",
-    "quantity",
-    "facility_ref",
-    "created_at",
-}
-SPEC_LIST_KEYS = {
-    "id",
-    "batch_number",
-    "status",
-    "production_date",
-    "quantity",
-    "facility_ref",
-    "attributes",
-    "created_at",
-    "updated_at",
-}
 SPEC_UPDATE_KEYS = {"id", "batch_number", "status", "quantity", "facility_ref", "updated_at"}
 # list_product_batches rows: the spec's keys plus brand_id and product_id.
 LIST_KEYS = SPEC_CREATE_KEYS | SPEC_LIST_KEYS | SPEC_UPDATE_KEYS | {"brand_id"}
