@@ -180,21 +180,21 @@ class _Pooled:
     """Stands in for a connection behind a transaction-mode pooler: session state is lost."""
 
     def __init__(self, port: int = 5432) -> None:
-        self.info = SimpleNamespace(port=port)
+        self.info = SimpleNamespace(port=port, backend_pid=None)
         self.queries: list[str] = []
 
     def execute(self, query: str, params: object = None) -> _Pooled:
         self.queries.append(query)
         return self
 
-    def fetchone(self) -> tuple[str] | None:
+    def fetchone(self) -> tuple[str, int] | None:
         return None  # current_setting(..., true) on another backend: unset
 
 
 def test_pooler_probe_refuses_lost_session_state_and_port_6543() -> None:
     with pytest.raises(PoolerError, match="does not keep session state"):
-        ensure_real_session(_Pooled())  # type: ignore[arg-type]
+        ensure_real_session(_Pooled(), "")  # type: ignore[arg-type]
     pooled = _Pooled(port=6543)
     with pytest.raises(PoolerError, match="transaction-mode pooler port 6543"):
-        ensure_real_session(pooled)  # type: ignore[arg-type]
+        ensure_real_session(pooled, "")  # type: ignore[arg-type]
     assert pooled.queries == []

@@ -108,13 +108,13 @@ def _session(dsn: str) -> Iterator[Connection]:
         conn.close()
 
 
-def _validated(conn: Connection, tree: Tree) -> tuple[history.State, Analysis]:
+def _validated(conn: Connection, dsn: str, tree: Tree) -> tuple[history.State, Analysis]:
     state = history.read_state(conn)
     analysis = analyse(tree, state)
     if analysis.problems:
         raise first_problem(analysis.problems)
     if any(not f.transactional for f in analysis.pending):
-        ensure_real_session(conn)
+        ensure_real_session(conn, dsn)
     return state, analysis
 
 
@@ -139,7 +139,7 @@ def migrate(
     tree = _tree(sql_dir)
     say = log or (lambda _line: None)
     with _session(dsn) as conn:
-        state, analysis = _validated(conn, tree)
+        state, analysis = _validated(conn, dsn, tree)
         runner = Runner(dsn, conn, options, say)
         try:
             return runner.run(analysis, state.table_exists)
@@ -183,7 +183,7 @@ def plan(dsn: str, *, sql_dir: Path | None = None) -> list[PlanItem]:
     """What ``migrate`` would run, in order, after the same validation; writes nothing."""
     tree = _tree(sql_dir)
     with _session(dsn) as conn:
-        _, analysis = _validated(conn, tree)
+        _, analysis = _validated(conn, dsn, tree)
     known = {e.script: e.detail for e in analysis.entries}
     items = [PlanItem.of(f, "pending") for f in analysis.pending]
     items += [

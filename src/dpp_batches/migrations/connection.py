@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
 from typing import Any
 
 import psycopg
@@ -64,11 +65,14 @@ def reset_session(conn: Connection) -> None:
     setup_session(conn)
 
 
-def ensure_real_session(conn: Connection) -> None:
+def ensure_real_session(conn: Connection, dsn: str) -> None:
     """Refuse to run non-transactional SQL (and take a session lock) behind transaction pooling.
 
-    Two autocommit statements are sent; a session-level setting made by the first must still be
-    visible in the second. Behind a transaction-mode pooler they may reach different backends.
+    A session-level setting made in one autocommit statement must still be visible in the next.
+    When the backend's pid differs from the one announced at connect time, a pooler sits in
+    between; then a second connection first pins a backend in an open transaction, so that a
+    transaction-mode pooler (which hands out the most recently used backend first) serves the
+    read-back from another backend — or, with a pool of one, cannot serve it at all.
     """
     port = conn.info.port
     advice = "use a direct or session-mode (port 5432) connection for non-transactional migrations"
@@ -76,15 +80,37 @@ def ensure_real_session(conn: Connection) -> None:
         raise PoolerError(f"the DSN points at {_TRANSACTION_POOLER_PORTS[port]}; {advice}")
     token = secrets.token_hex(8)
     try:
-        conn.execute("select set_config(%s, %s, false)", (_PROBE_SETTING, token))
-        row = conn.execute("select current_setting(%s, true)", (_PROBE_SETTING,)).fetchone()
+        row = conn.execute(
+            "select set_config(%s, %s, false), pg_backend_pid()", (_PROBE_SETTING, token)
+        ).fetchone()
+        pooled = row is None or row[1] != conn.info.backend_pid
+        seen = _read_back_pinned(conn, dsn) if pooled else _read_back(conn)
         conn.execute("select set_config(%s, '', false)", (_PROBE_SETTING,))
     except psycopg.Error as exc:
         raise PoolerError(f"session probe failed ({one_line(exc)}); {advice}") from None
-    if row is None or row[0] != token:
+    if seen != token:
         raise PoolerError(
             f"the connection does not keep session state (a transaction-mode pooler?); {advice}"
         )
+
+
+def _read_back(conn: Connection) -> str | None:
+    row = conn.execute("select current_setting(%s, true)", (_PROBE_SETTING,)).fetchone()
+    return None if row is None else row[0]
+
+
+def _read_back_pinned(conn: Connection, dsn: str, wait: float = 2.0) -> str | None:
+    """Read the probe setting back while another connection holds a backend in a transaction."""
+    seen: list[str | None] = []
+    with psycopg.connect(dsn, prepare_threshold=None, connect_timeout=10) as other:
+        other.execute("select 1")  # opens a transaction: the pooler keeps that backend for it
+        reader = threading.Thread(target=lambda: seen.append(_read_back(conn)), daemon=True)
+        reader.start()
+        reader.join(wait)
+        pool_exhausted = reader.is_alive()
+        other.rollback()  # frees the backend, so a queued read-back can finish
+    reader.join()
+    return None if pool_exhausted or not seen else seen[0]
 
 
 def describe(conn: Connection) -> str:

@@ -281,7 +281,7 @@ class Runner:
         raise ApplyError(f"{file.script}: could not confirm a commit after {attempts} attempts")
 
     def apply_autocommit(self, file: SqlFile, notify: bool) -> None:
-        ensure_real_session(self.conn)  # before any session lock is taken
+        ensure_real_session(self.conn, self.dsn)  # before any session lock is taken
 
         def attempt() -> bool:
             row = self.conn.execute(
