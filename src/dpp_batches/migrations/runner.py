@@ -124,15 +124,19 @@ class Runner:
             self.conn.execute("rollback")
             return False
 
+        self._wait_for_lock(attempt)
+        return started[-1]
+
+    def _wait_for_lock(self, attempt: Callable[[], bool]) -> None:
+        """Poll ``attempt`` (a try-lock) within --lock-wait; say so when it had to wait."""
         waited = wait_for(
             attempt,
             lock_wait=self.options.lock_wait,
             holder=lambda: holder(self.conn, LOCK),
             what=history.TABLE,
         )
-        if waited > 0.01:
+        if waited > 0:
             self.log(f"waited {waited:.1f} s for the migration lock")
-        return started[-1]
 
     def _rollback(self) -> None:
         if not self.conn.broken and self.conn.info.transaction_status != TransactionStatus.IDLE:
@@ -289,14 +293,7 @@ class Runner:
             ).fetchone()
             return bool(row and row[0])
 
-        waited = wait_for(
-            attempt,
-            lock_wait=self.options.lock_wait,
-            holder=lambda: holder(self.conn, LOCK),
-            what=history.TABLE,
-        )
-        if waited > 0.01:
-            self.log(f"waited {waited:.1f} s for the migration lock")
+        self._wait_for_lock(attempt)
         try:
             if self._already_applied(file):
                 self._skip(file)
